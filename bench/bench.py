@@ -1,0 +1,234 @@
+"""line-connector benchmarks: each prints the pack's figure, a baseline
+measured in the same run on the same machine, and their ratio (medians).
+
+Everything runs against the pack's sandbox, served by a separate process on
+127.0.0.1 so client and server do not share an interpreter.
+
+    bash bench/run.sh [--quick]
+"""
+import argparse
+import hashlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+PY = sys.executable
+BIN = os.path.dirname(PY)
+USER = "U4af4980629a0b1c2d3e4f5a6b7c8d9e0"
+TEXT = [{"type": "text", "text": "benchmark"}]
+SERVER = """
+import sys
+from line_connector.sandbox import Sandbox
+sb = Sandbox(port=0).start()
+print(sb.url, flush=True)
+sys.stdin.read()
+"""
+ROWS = []
+
+
+def row(name, pack, baseline, unit, target=None, lower_is_better=True):
+    ratio = pack / baseline if baseline else float("nan")
+    ROWS.append((name, pack, baseline, unit, ratio, target))
+    print("%-44s pack %10.2f %-4s baseline %10.2f %-4s ratio %6.2fx%s" % (
+        name, pack, unit, baseline, unit, ratio, ("   target %s" % target) if target else ""), flush=True)
+
+
+def median_run(cmd, n, stdin=None, env=None):
+    times = []
+    for _ in range(n):
+        t = time.perf_counter()
+        proc = subprocess.run(cmd, input=stdin, capture_output=True, text=True, env=env)
+        times.append(time.perf_counter() - t)
+        if proc.returncode != 0:
+            raise RuntimeError("%s failed: %s %s" % (cmd[:3], proc.stdout[-500:], proc.stderr[-500:]))
+    return statistics.median(times)
+
+
+def child(code, *args):
+    """Run python code in a fresh process; it prints one JSON line."""
+    out = subprocess.run([PY, "-c", code, *args], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr[-2000:])
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def bench_cold(url, token, n, tmp):
+    asset, inputs = os.path.join(tmp, "asset.json"), os.path.join(tmp, "inputs.json")
+    json.dump({"url": url, "token": token}, open(asset, "w"))
+    json.dump({"to": USER, "messages": TEXT}, open(inputs, "w"))
+    pack = median_run([os.path.join(BIN, "line-connector"), "run", "line_send_push", "--asset", asset,
+                       "--inputs", inputs], n)
+    oneshot = ("import json, uuid, requests; requests.post(%r, data=json.dumps({'to': %r, 'messages': %r}), "
+               "headers={'Authorization': 'Bearer %s', 'Content-Type': 'application/json', "
+               "'X-Line-Retry-Key': str(uuid.uuid4())}, timeout=(5, 30)).raise_for_status()"
+               % (url + "/v2/bot/message/push", USER, TEXT, token))
+    base = median_run([PY, "-c", oneshot], n)
+    row("cold start: CLI push vs requests one-shot", pack * 1000, base * 1000, "ms", "<= 1.3x")
+    sdk = ("from linebot.v3.messaging import Configuration, ApiClient, MessagingApi, PushMessageRequest, "
+           "TextMessage\nwith ApiClient(Configuration(host=%r, access_token=%r)) as c:\n"
+           "    MessagingApi(c).push_message(PushMessageRequest(to=%r, messages=[TextMessage(text='benchmark')]))"
+           % (url, token, USER))
+    if subprocess.run([PY, "-c", "import linebot.v3"], capture_output=True).returncode == 0:
+        sdk_time = median_run([PY, "-c", sdk], max(3, n // 2))
+        row("cold start: CLI push vs line-bot-sdk v3", pack * 1000, sdk_time * 1000, "ms",
+            ">= 8x faster (ratio <= 0.125x)")
+    else:
+        print("cold start vs line-bot-sdk: skipped (line-bot-sdk is not installed)")
+
+
+WARM = """
+import json, sys, time, uuid, statistics
+import requests
+from line_connector import run_action
+url, token, calls, reps = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+asset = {"url": url, "token": token}
+inputs = {"to": %r, "messages": %r}
+for _ in range(50):
+    run_action("line_send_push", asset, inputs)
+session = requests.Session()
+body = json.dumps(inputs).encode()
+headers = {"Authorization": "Bearer " + token, "Content-Type": "application/json"}
+for _ in range(50):
+    session.post(url + "/v2/bot/message/push", data=body, headers=dict(headers, **{"X-Line-Retry-Key": str(uuid.uuid4())}), timeout=(5, 30))
+pack, base = [], []
+for _ in range(reps):
+    t = time.perf_counter()
+    for _ in range(calls):
+        run_action("line_send_push", asset, inputs)
+    pack.append((time.perf_counter() - t) / calls)
+    t = time.perf_counter()
+    for _ in range(calls):
+        r = session.post(url + "/v2/bot/message/push", data=body, timeout=(5, 30),
+                         headers=dict(headers, **{"X-Line-Retry-Key": str(uuid.uuid4())}))
+        (r.status_code, r.reason, dict(r.headers), r.json())
+    base.append((time.perf_counter() - t) / calls)
+print(json.dumps({"pack": statistics.median(pack), "base": statistics.median(base)}))
+""" % (USER, TEXT)
+
+VALIDATE = """
+import json, sys, time
+from line_connector.validation import validate
+msgs = [{"type": "text", "text": "hello"}, {"type": "sticker", "packageId": "446", "stickerId": "1988"},
+        {"type": "image", "originalContentUrl": "https://example.com/a.jpg", "previewImageUrl": "https://example.com/a.jpg"},
+        {"type": "template", "altText": "t", "template": {"type": "confirm", "text": "ok?", "actions": [
+            {"type": "message", "label": "yes", "text": "yes"}, {"type": "message", "label": "no", "text": "no"}]}},
+        {"type": "flex", "altText": "f", "contents": {"type": "bubble", "body": {"type": "box", "layout": "vertical",
+            "contents": [{"type": "text", "text": "hi"}]}}}]
+inputs = {"to": %r, "messages": msgs}
+n = int(sys.argv[1])
+for _ in range(200):
+    validate("line/send_push.input.json", inputs, "inputs", "inputs")
+t = time.perf_counter()
+for _ in range(n):
+    validate("line/send_push.input.json", inputs, "inputs", "inputs")
+print(json.dumps({"per_call": (time.perf_counter() - t) / n}))
+""" % USER
+
+FANOUT = """
+import hashlib, json, resource, sys, time, uuid
+mode, kind, url, token, n = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
+import requests
+if mode == "pack":
+    from line_connector import run_action
+ids = ["U%%032x" %% i for i in range(n)] if kind == "multicast" else [str(85290000000 + i) for i in range(n)]
+msgs = %r
+t = time.perf_counter()
+if mode == "pack":
+    if kind == "multicast":
+        out = run_action("line_send_multicast", {"url": url, "token": token}, {"to": ids, "messages": msgs})
+    else:
+        out = run_action("nxcloud_send_super_message", {"url": url, "super_message_url": url,
+                         "access_key": "sandbox-nx-access-key", "access_secret": token},
+                         {"appkey": "k", "phones": ids, "message": {"textMessage": {"text": "benchmark"}}})
+    assert all(r["ok"] for r in out), out[0]
+else:
+    session = requests.Session()
+    out = []
+    size = 500 if kind == "multicast" else 2000
+    for i in range(0, len(ids), size):
+        chunk = ids[i:i + size]
+        if kind == "multicast":
+            body = json.dumps({"to": chunk, "messages": msgs}).encode()
+            headers = {"Authorization": "Bearer " + token, "Content-Type": "application/json",
+                       "X-Line-Retry-Key": str(uuid.uuid4())}
+            r = session.post(url + "/v2/bot/message/multicast", data=body, headers=headers, timeout=(5, 30))
+        else:
+            body = json.dumps({"appkey": "k", "phones": chunk, "message": {"textMessage": {"text": "benchmark"}}},
+                              ensure_ascii=False, separators=(",", ":")).encode()
+            ts = str(int(time.time() * 1000))
+            sign = hashlib.md5(("accessKey=sandbox-nx-access-key&action=mt&bizType=8&ts=%%s&body=" %% ts).encode()
+                               + body + ("&accessSecret=" + token).encode()).hexdigest()
+            headers = {"Content-Type": "application/json", "accessKey": "sandbox-nx-access-key", "ts": ts,
+                       "bizType": "8", "action": "mt", "sign": sign}
+            r = session.post(url + "/v1/message/mt", data=body, headers=headers, timeout=(5, 30))
+        out.append({"status_code": r.status_code, "reason": r.reason, "response_headers": dict(r.headers),
+                    "json_body": r.json(), "recipients": chunk})
+wall = time.perf_counter() - t
+print(json.dumps({"wall": wall, "maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                  "requests": len(out)}))
+""" % (TEXT,)
+
+
+def bench_import(tmp):
+    asset, inputs = os.path.join(tmp, "asset.json"), os.path.join(tmp, "inputs.json")
+    proc = subprocess.run([PY, "-X", "importtime", "-m", "line_connector.cli", "run", "line_send_push", "--dry-run",
+                           "--asset", asset, "--inputs", inputs], capture_output=True, text=True)
+    top = []
+    for line in proc.stderr.splitlines():
+        parts = line.split("|")
+        if line.startswith("import time:") and len(parts) == 3 and parts[1].strip().isdigit():
+            name = parts[2][1:]
+            if not name.startswith(" "):  # top-level imports only (nested ones are indented)
+                top.append((int(parts[1]), name.strip()))
+    top.sort(reverse=True)
+    print("import: top-level contributors of `line-connector run` (cumulative ms):")
+    for cum, name in top[:10]:
+        print("    %8.1f  %s" % (cum / 1000, name))
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    n_cold, warm_calls, reps = (5, 300, 3) if args.quick else (15, 2000, 5)
+    server = subprocess.Popen([PY, "-c", SERVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    url = server.stdout.readline().strip()
+    token = "sandbox-channel-access-token"
+    print("python %s, %s, server %s\n" % (sys.version.split()[0], sys.platform, url))
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            subprocess.run([os.path.join(BIN, "line-connector"), "check"], capture_output=True)  # warm the verdict cache
+            bench_cold(url, token, n_cold, tmp)
+            warm = child(WARM, url, token, str(warm_calls), str(reps))
+            row("warm: run_action push vs Session.post", warm["pack"] * 1e6, warm["base"] * 1e6, "us", "<= 1.2x")
+            val = child(VALIDATE, str(warm_calls * 5))
+            print("%-44s pack %10.2f us per push of 5 messages (alone)" % ("validation: input validation", val["per_call"] * 1e6))
+            for kind, n, reqs in (("multicast", 100000, 200), ("super", 100000, 50)):
+                walls, mems = {"pack": [], "loop": []}, {"pack": [], "loop": []}
+                secret = token if kind == "multicast" else "sandbox-nx-access-secret"
+                for _ in range(1 if args.quick else 3):
+                    for mode in ("loop", "pack"):
+                        res = child(FANOUT, mode, kind, url, secret, str(n))
+                        assert res["requests"] == reqs, res
+                        walls[mode].append(res["wall"])
+                        mems[mode].append(res["maxrss_kib"] / 1024)
+                label = "multicast 100k IDs (200 req)" if kind == "multicast" else "Super Message 100k phones (50 req)"
+                row("fan-out wall: " + label, statistics.median(walls["pack"]), statistics.median(walls["loop"]),
+                    "s", "<= 1.1x")
+                pm, lm = statistics.median(mems["pack"]), statistics.median(mems["loop"])
+                print("%-44s pack %10.1f MiB baseline %10.1f MiB delta %+6.1f MiB   target <= +20 MiB"
+                      % ("fan-out peak RSS: " + label, pm, lm, pm - lm), flush=True)
+            json.dump({"url": url, "token": token}, open(os.path.join(tmp, "asset.json"), "w"))
+            json.dump({"to": USER, "messages": TEXT}, open(os.path.join(tmp, "inputs.json"), "w"))
+            bench_import(tmp)
+    finally:
+        server.stdin.close()
+        server.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Benchmarks (not pass/fail tests). Makes its own virtual environment with a
+# plain (non-editable) install of the pack, plus the official line-bot-sdk as
+# a baseline -- installed here only, never a dependency of the pack.
+#   bash bench/run.sh            # every benchmark
+#   bash bench/run.sh --quick    # fewer repetitions
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python3 -m venv .bench-venv
+. .bench-venv/bin/activate
+pip install -q --disable-pip-version-check . || { echo "bench: cannot install the pack" >&2; exit 1; }
+pip install -q --disable-pip-version-check line-bot-sdk \
+  || echo "bench: line-bot-sdk could not be installed; its comparison will be skipped" >&2
+cd bench   # run from outside the checkout, so the installed pack is what is measured
+python bench.py "$@"

@@ -1,0 +1,58 @@
+"""The three ways a run can end badly, each with its own exit code.
+
+* ``ManifestError``: the pack itself is inconsistent (a developer's bug).
+* ``InputError``: inputs or asset are invalid; nothing was sent (exit 2).
+* ``ActionError``: the service refused or could not be reached (exit 1);
+  carries the full output so nothing the vendor said is lost.
+"""
+
+
+class ConnectorError(Exception):
+    """Base of every error the pack raises on purpose."""
+
+
+class ManifestError(ConnectorError):
+    """connector.yaml, a schema, an asset file or an action class is wrong."""
+
+
+class InputError(ConnectorError):
+    """Invalid inputs or asset. Nothing was sent.
+
+    ``details`` is a list of ``{"path": str, "message": str}``; paths start
+    with ``inputs`` or ``asset`` so a caller can point at the field.
+    """
+
+    def __init__(self, message, details=None):
+        super().__init__(message)
+        self.message = message
+        self.details = list(details or [])
+
+    def to_json(self):
+        return {"error": self.message, "details": self.details}
+
+    def __str__(self):
+        if not self.details:
+            return self.message
+        lines = "; ".join("%s: %s" % (d["path"], d["message"]) for d in self.details)
+        return "%s (%s)" % (self.message, lines)
+
+
+class ActionError(ConnectorError):
+    """The service refused a request or could not be reached.
+
+    ``output`` is exactly what the CLI prints on stdout for the same run.
+    """
+
+    def __init__(self, message, output):
+        super().__init__(message)
+        self.message = message
+        self.output = output
+
+
+class AuthFailed(ConnectorError):
+    """Getting credentials (e.g. an OAuth token) failed; ``result`` is that
+    request's result, reported in place of the call it was needed for."""
+
+    def __init__(self, message, result):
+        super().__init__(message)
+        self.result = result

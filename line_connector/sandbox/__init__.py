@@ -1,0 +1,164 @@
+"""An embedded emulator of the LINE, NXCloud and Sobot endpoints on 127.0.0.1.
+
+    with Sandbox() as sb:
+        run_action("line_send_push", {}, inputs, sandbox=sb)
+        assert sb.line.per_recipient[inputs["to"]] == 1
+
+It needs nothing but the standard library and the pack. ``demo_assets()``
+gives a working asset of each kind; ``asset_for`` points any asset at it.
+"""
+import threading
+
+from .line import LineEmulator, LineState
+from .nxcloud import NxEmulator, NxState
+from .sobot import SobotEmulator, SobotState
+from .server import FAULT_KINDS, FaultPlan, Reply, SandboxServer
+
+__all__ = ["Sandbox", "FaultPlan", "FAULT_KINDS", "sign_webhook", "webhook_body"]
+
+# Credentials the sandbox accepts. Not secrets: they only open this emulator.
+CHANNEL_TOKEN = "sandbox-channel-access-token"
+CLIENT_ID = "1650000000"
+CLIENT_SECRET = "sandbox-client-secret"
+CHANNEL_SECRET = "sandbox-channel-secret"
+NX_ACCESS_KEY = "sandbox-nx-access-key"
+NX_ACCESS_SECRET = "sandbox-nx-access-secret"
+SOBOT_APPID = "sandbox-appid"
+SOBOT_APP_KEY = "sandbox-sobot-app-key"
+
+URL_FIELDS = ("url", "super_message_url")
+
+
+def sign_webhook(body, channel_secret=CHANNEL_SECRET):
+    """The x-line-signature LINE would send with ``body`` (str or bytes)."""
+    from ..actions.line.webhook import signature
+
+    return signature(body, channel_secret)
+
+
+def webhook_body(events, destination="U" + "0" * 31 + "1", channel_secret=CHANNEL_SECRET):
+    """(body text, x-line-signature) of a webhook carrying ``events``: what
+    a test posts to a receiver or feeds to line_parse_webhook."""
+    import json
+
+    body = json.dumps({"destination": destination, "events": list(events)}, ensure_ascii=False,
+                      separators=(",", ":"))
+    return body, sign_webhook(body, channel_secret)
+
+
+DEFAULT_CREDENTIALS = {"token": CHANNEL_TOKEN, "client_secret": CLIENT_SECRET, "channel_secret": CHANNEL_SECRET,
+                       "access_secret": NX_ACCESS_SECRET, "app_key": SOBOT_APP_KEY}
+
+
+class Sandbox:
+    """``credentials`` overrides the secrets it accepts (keys: token,
+    client_secret, channel_secret, access_secret, app_key), e.g. to run
+    with a canary secret. ``ssl_context`` serves HTTPS instead of HTTP."""
+
+    def __init__(self, host="127.0.0.1", port=0, faults=None, credentials=None, ssl_context=None):
+        self.host = host
+        self.port = port
+        self.faults = faults or FaultPlan()
+        self.ssl_context = ssl_context
+        self.credentials = dict(DEFAULT_CREDENTIALS, **(credentials or {}))
+        creds = self.credentials
+        self.line = LineState(creds["token"], CLIENT_ID, creds["client_secret"])
+        self._routes = {}
+        self.nxcloud = NxState(NX_ACCESS_KEY, creds["access_secret"])
+        self._routes.update(LineEmulator(self.line).routes())
+        self.sobot = SobotState(SOBOT_APPID, creds["app_key"])
+        self._routes.update(NxEmulator(self.nxcloud).routes())
+        self._routes.update(SobotEmulator(self.sobot).routes())
+        self._server = None
+        self._thread = None
+        self.requests = 0
+
+    # ------------------------------------------------------------ lifecycle
+    def start(self):
+        self._server = SandboxServer((self.host, self.port), self)
+        if self.ssl_context is not None:
+            self._server.socket = self.ssl_context.wrap_socket(self._server.socket, server_side=True)
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, name="line-connector-sandbox",
+                                        kwargs={"poll_interval": 0.1}, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self):
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def wait(self):
+        while self._thread is not None and self._thread.is_alive():
+            self._thread.join(0.5)
+
+    def __enter__(self):
+        return self.start() if self._server is None else self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    @property
+    def url(self):
+        return "%s://%s:%d" % ("https" if self.ssl_context else "http", self.host, self.port)
+
+    # ------------------------------------------------------------ routing
+    def dispatch(self, incoming):
+        if incoming.path == "/_sandbox/stats":
+            return Reply(200, self.stats())
+        with self.line.lock:
+            self.requests += 1
+        handler = self._routes.get((incoming.method, incoming.path))
+        if handler is None:
+            known = any(path == incoming.path for _, path in self._routes)
+            return Reply(405 if known else 404, {"message": "Not found" if not known else "Method not allowed"})
+        return handler(incoming)
+
+    def stats(self):
+        """What the sandbox counted (also served at GET /_sandbox/stats)."""
+        with self.line.lock:
+            line = {"deliveries": len(self.line.deliveries),
+                    "messages_per_recipient_max": max(self.line.per_recipient.values(), default=0),
+                    "retry_keys": len(self.line.per_retry_key),
+                    "retry_keys_processed_twice": sum(1 for n in self.line.per_retry_key.values() if n > 1),
+                    "consumption": self.line.consumption, "token_requests": self.line.token_requests}
+        with self.nxcloud.lock:
+            nx = {"deliveries": len(self.nxcloud.deliveries),
+                  "recipients_delivered_twice": sum(1 for n in self.nxcloud.per_recipient.values() if n > 1),
+                  "rejected": {str(k): v for k, v in self.nxcloud.rejected.items()}}
+        with self.sobot.lock:
+            sobot = {"token_requests": self.sobot.token_requests}
+        return {"requests": self.requests, "faults_injected": dict(self.faults.injected),
+                "line": line, "nxcloud": nx, "sobot": sobot}
+
+    # ------------------------------------------------------------ assets
+    def demo_assets(self):
+        """A working asset of every kind, pointed at this sandbox."""
+        c = self.credentials
+        return {
+            "line_channel_access_token": {"url": self.url, "token": c["token"]},
+            "line_oauth2_client_credentials": {"url": self.url, "token_url": self.url + "/oauth2/v3/token",
+                                               "client_id": CLIENT_ID, "client_secret": c["client_secret"]},
+            "line_channel_secret": {"channel_secret": c["channel_secret"]},
+            "nxcloud": {"url": self.url, "super_message_url": self.url,
+                        "access_key": NX_ACCESS_KEY, "access_secret": c["access_secret"]},
+            "sobot": {"url": self.url, "appid": SOBOT_APPID, "app_key": c["app_key"]},
+        }
+
+    def asset_for(self, accepted, given):
+        """Point ``given`` at the sandbox; with no credentials given, use the
+        demo asset of the first kind the action accepts."""
+        demos = self.demo_assets()
+        if not isinstance(given, dict):
+            return given
+        creds = {k: v for k, v in given.items() if k not in URL_FIELDS + ("token_url", "http_proxy", "verify_ssl")}
+        asset = dict(demos.get(accepted[0], {})) if not creds else dict(given)
+        asset.pop("http_proxy", None)
+        for name in accepted:
+            for key, value in demos.get(name, {}).items():
+                if key in URL_FIELDS or key == "token_url":
+                    if key in asset or key == "url" or (key == "token_url" and "client_id" in asset):
+                        asset[key] = value
+        return asset

@@ -1,0 +1,87 @@
+"""Packaging for line-connector.
+
+The repository keeps the pack's parts where a reader looks for them
+(``connector.yaml``, ``actions/``, ``schemas/``, ``assets/`` at the top), but
+the installed distribution must expose one import name, ``line_connector``,
+and never a bare top-level ``actions`` package. So:
+
+* ``actions/`` is mapped to the sub-package ``line_connector.actions``;
+* ``connector.yaml``, ``schemas/`` and ``assets/`` are copied into
+  ``line_connector/_pack/`` when a wheel is built. An editable install reads
+  them from the checkout instead (see ``line_connector.paths``).
+"""
+import os
+import shutil
+
+from setuptools import setup
+from setuptools.command.build_py import build_py
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PACK_PARTS = ("connector.yaml", "schemas", "assets")
+
+
+class BuildPyWithPack(build_py):
+    """build_py that also ships the manifest, schemas and assets."""
+
+    def run(self):
+        super().run()
+        target = os.path.join(self.build_lib, "line_connector", "_pack")
+        shutil.rmtree(target, ignore_errors=True)  # no stale files from an earlier build
+        for part in PACK_PARTS:
+            src = os.path.join(HERE, part)
+            dst = os.path.join(target, part)
+            if os.path.isdir(src):
+                shutil.copytree(src, dst, dirs_exist_ok=True,
+                                ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                os.makedirs(target, exist_ok=True)
+                shutil.copy2(src, dst)
+
+
+def read(name):
+    with open(os.path.join(HERE, name), encoding="utf-8") as fh:
+        return fh.read()
+
+
+setup(
+    name="line-connector",
+    version="0.1.0",
+    description="Connector pack for the LINE Messaging API, NXCloud and Sobot: "
+                "JSON-Schema actions, a CLI, a Python runner and a local sandbox.",
+    long_description=read("README.md"),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.9",
+    packages=[
+        "line_connector",
+        "line_connector.sandbox",
+        "line_connector.actions",
+        "line_connector.actions.line",
+        "line_connector.actions.nxcloud",
+        "line_connector.actions.sobot",
+    ],
+    package_dir={
+        "line_connector": "line_connector",
+        "line_connector.sandbox": "line_connector/sandbox",
+        "line_connector.actions": "actions",
+        "line_connector.actions.line": "actions/line",
+        "line_connector.actions.nxcloud": "actions/nxcloud",
+        "line_connector.actions.sobot": "actions/sobot",
+    },
+    cmdclass={"build_py": BuildPyWithPack},
+    install_requires=[
+        "requests>=2.25",
+        "jsonschema>=4.18",
+        "pyyaml>=5.4",
+    ],
+    extras_require={
+        # setuptools is listed so the packaging test can build a wheel
+        # offline (--no-build-isolation) instead of reaching a package index;
+        # 70.1 is the first setuptools that builds wheels without the wheel package.
+        "test": ["pytest>=7", "responses>=0.23", "hypothesis>=6", "setuptools>=70.1"],
+    },
+    entry_points={
+        "console_scripts": ["line-connector = line_connector.cli:main"],
+        "pytest11": ["line_connector = line_connector.pytest_plugin"],
+    },
+)

@@ -1,0 +1,23 @@
+"""Constants and helpers shared by the tests (importable as ``helpers``)."""
+import json
+import os
+import subprocess
+import sys
+
+USER = "U4af4980629a0b1c2d3e4f5a6b7c8d9e0"
+USER2 = "U0123456789abcdef0123456789abcdef"
+TOKEN = "tok-Canary-Secret-7Q2x9"          # a secret no output may ever contain
+LINE = "https://api.line.me"
+TOKEN_ASSET = {"token": TOKEN}
+OAUTH_ASSET = {"client_id": "1650000000", "client_secret": "cs-Canary-Secret-4Kp8"}
+TEXT = [{"type": "text", "text": "hello"}]
+
+
+def run_cli(*args, stdin=None, timeout=60):
+    """Run ``line-connector ARGS`` in a fresh process; returns (exit, stdout, stderr)."""
+    data = stdin if isinstance(stdin, (str, type(None))) else json.dumps(stdin)
+    env = dict(os.environ, PYTHONIOENCODING="utf-8")
+    proc = subprocess.run([sys.executable, "-m", "line_connector.cli", *args], input=data,
+                          capture_output=True, text=True, timeout=timeout, env=env,
+                          stdin=None if data is not None else subprocess.DEVNULL)
+    return proc.returncode, proc.stdout, proc.stderr

@@ -1,0 +1,183 @@
+"""Transport rules: TLS verified by default, the asset's proxy honoured,
+connect and read timeouts on every request, retries bounded in count and time."""
+import os
+import ssl
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+import responses
+
+from helpers import TEXT, USER
+from line_connector import ActionError, run_action
+from line_connector.http import DEFAULT_TIMEOUT, HttpClient, Request, RetryPolicy
+from line_connector.manifest import manifest
+from line_connector.sandbox import Sandbox
+
+TLS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fixtures", "tls")
+
+
+@pytest.fixture
+def https_sandbox():
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(os.path.join(TLS, "cert.pem"), os.path.join(TLS, "key.pem"))
+    with Sandbox(ssl_context=ctx) as sb:
+        yield sb
+
+
+def test_self_signed_server_fails_unless_verify_ssl_is_false(https_sandbox, monkeypatch):
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+    asset = https_sandbox.demo_assets()["line_channel_access_token"]
+    assert asset["url"].startswith("https://")
+    with pytest.raises(ActionError) as exc:
+        run_action("line_send_push", asset, {"to": USER, "messages": TEXT}, client=HttpClient())
+    (result,) = exc.value.output
+    assert result["status_code"] == 0 and result["reason"] == "TLS verification failed"
+    assert result["attempts"] == 1  # a certificate problem is not retried
+    assert https_sandbox.line.deliveries == []
+    (ok,) = run_action("line_send_push", dict(asset, verify_ssl=False), {"to": USER, "messages": TEXT})
+    assert ok["ok"] and len(https_sandbox.line.deliveries) == 1
+
+
+def test_a_ca_bundle_named_by_the_environment_keeps_verification_on(https_sandbox, monkeypatch):
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", os.path.join(TLS, "cert.pem"))
+    asset = https_sandbox.demo_assets()["line_channel_access_token"]
+    (ok,) = run_action("line_get_bot_info", asset, {}, client=HttpClient())
+    assert ok["ok"]
+
+
+class _Proxy(BaseHTTPRequestHandler):
+    """A forwarding HTTP proxy that remembers what it forwarded."""
+    protocol_version = "HTTP/1.1"
+    seen = []
+
+    def log_message(self, *a):
+        pass
+
+    def _forward(self):
+        import http.client
+
+        target = urlsplit(self.path)
+        _Proxy.seen.append((self.command, self.path))
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        conn = http.client.HTTPConnection(target.hostname, target.port, timeout=10)
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("proxy-connection", "connection")}
+        conn.request(self.command, target.path + ("?" + target.query if target.query else ""), body, headers)
+        resp = conn.getresponse()
+        data = resp.read()
+        self.send_response(resp.status, resp.reason)
+        for k, v in resp.getheaders():
+            if k.lower() not in ("transfer-encoding", "connection", "content-length"):
+                self.send_header(k, v)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_POST = _forward
+
+
+def test_http_proxy_is_honoured(line_sandbox):
+    proxy = ThreadingHTTPServer(("127.0.0.1", 0), _Proxy)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    try:
+        _Proxy.seen.clear()
+        asset = dict(line_sandbox.demo_assets()["line_channel_access_token"],
+                     http_proxy="http://127.0.0.1:%d" % proxy.server_address[1])
+        (result,) = run_action("line_send_push", asset, {"to": USER, "messages": TEXT})
+        assert result["ok"] and line_sandbox.line.per_recipient[USER] == 1
+        assert _Proxy.seen == [("POST", line_sandbox.url + "/v2/bot/message/push")]
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
+
+
+def test_environment_proxies_are_ignored(line_sandbox, monkeypatch):
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")
+    (result,) = run_action("line_get_bot_info", line_sandbox.demo_assets()["line_channel_access_token"], {},
+                           client=HttpClient())
+    assert result["ok"]
+
+
+HTTP_ACTIONS = [a for a in manifest().actions.values() if a.name != "line_parse_webhook"]
+
+
+@pytest.mark.parametrize("spec", HTTP_ACTIONS, ids=[a.name for a in HTTP_ACTIONS])
+@responses.activate
+def test_every_request_has_connect_and_read_timeouts(spec):
+    import re
+    for method in ("GET", "POST"):
+        responses.add(method, re.compile(r"https://.*/api/get_token.*"),
+                      json={"item": {"token": "tok-1234", "expires_in": "86400"}, "ret_code": "000000"})
+        responses.add(method, re.compile(r"https://.*/oauth2/v3/token"), json={"access_token": "a-1234", "expires_in": 900})
+        responses.add(method, re.compile(r"https://.*"), json={})
+    inputs = dict(spec.example)
+    for asset in ({"token": "t-1234"} if "line_channel_access_token" in spec.assets else None,
+                  {"client_id": "1", "client_secret": "s-1234"} if "line_oauth2_client_credentials" in spec.assets else None,
+                  {"access_key": "a", "access_secret": "s-1234"} if "nxcloud" in spec.assets else None,
+                  {"appid": "a", "app_key": "k-1234"} if "sobot" in spec.assets else None):
+        if asset is not None:
+            try:
+                run_action(spec.name, asset, dict(inputs, force_refresh=True) if spec.name == "sobot_get_token"
+                           else inputs)
+            except ActionError:
+                pass  # an empty {} answer may be judged a failure: only the transport matters here
+    assert responses.calls
+    for call in responses.calls:
+        assert call.request.req_kwargs["timeout"] == DEFAULT_TIMEOUT, call.request.url
+
+
+def test_retries_are_bounded_in_count_and_in_time(monkeypatch):
+    clock = [0.0]
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    slept, attempts = [], []
+
+    def sleep(s):
+        slept.append(s)
+        clock[0] += s + 0.05  # a sleep may overrun a little, as real ones do
+
+    def answer(request):
+        attempts.append((clock[0], request.req_kwargs["timeout"]))
+        return 503, {}, "{}"
+
+    with responses.RequestsMock() as rsps:
+        rsps.add_callback("POST", "https://svc.example/x", callback=answer)
+        many = RetryPolicy(max_attempts=1000, deadline=10.0, backoff=0.5, backoff_max=2.0,
+                           retry_statuses=frozenset({503}))
+        result = HttpClient(sleep=sleep).send(Request("POST", "https://svc.example/x", body=b"{}", retry=many))
+        assert result["status_code"] == 503 and result["delivery"] == "unknown"
+        assert 4 <= result["attempts"] == len(attempts) < 1000
+        assert attempts[0] == (0.0, DEFAULT_TIMEOUT)  # the first attempt keeps the caller's timeouts
+        for started, (connect, read) in attempts[1:]:
+            # a retry starts before the deadline and its own timeouts cannot carry it past it
+            assert started + max(connect, read) <= 10.0, (started, connect, read)
+        assert all(s <= 2.0 for s in slept)  # backoff is capped
+        assert clock[0] <= 10.0 + 0.05  # no sleep is started that would end past the deadline
+        few = RetryPolicy(max_attempts=3, deadline=1000.0, retry_statuses=frozenset({503}))
+        before = len(rsps.calls)
+        assert HttpClient(sleep=sleep).send(Request("POST", "https://svc.example/x", retry=few))["attempts"] == 3
+        assert len(rsps.calls) - before == 3
+
+
+def test_backoff_has_jitter():
+    policy = RetryPolicy(backoff=1.0, backoff_max=8.0)
+    delays = {round(policy.delay(3), 6) for _ in range(50)}
+    assert len(delays) > 40 and all(2.0 <= d <= 4.0 for d in delays)
+
+
+def test_a_closed_port_is_retried_as_unsent_and_reported_not_sent():
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    with pytest.raises(ActionError) as exc:
+        run_action("line_send_push", {"url": "http://127.0.0.1:%d" % port, "token": "t-1234"},
+                   {"to": USER, "messages": TEXT}, client=HttpClient(sleep=lambda s: None))
+    (result,) = exc.value.output
+    assert result["reason"] == "Connection failed" and result["delivery"] == "not sent"
+    assert result["attempts"] == 4
