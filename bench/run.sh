@@ -6,7 +6,7 @@
 #   bash bench/run.sh --quick    # fewer repetitions
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python3 -m venv .bench-venv
+python3 -m venv --clear .bench-venv   # fresh each run: a half-made one from an interrupted run is never reused
 . .bench-venv/bin/activate
 pip install -q --disable-pip-version-check . || { echo "bench: cannot install the pack" >&2; exit 1; }
 pip install -q --disable-pip-version-check line-bot-sdk \

@@ -17,6 +17,12 @@ Rules JSON Schema lacks are added as keywords, so they stay in the data:
   reported by the union's own ``properties.<name>.enum``.
 * format ``yyyymmdd``: a real calendar date written as 8 digits.
 
+One keyword is given a faster implementation with the same meaning:
+``items`` whose item schema is a plain string rule (type, pattern, length;
+directly or through a ``$ref``) checks each item with a compiled regex and
+only hands the failing ones to the full validator, so a multicast to
+100,000 user IDs does not resolve a reference 100,000 times.
+
 Error messages never quote the offending value: it may be a secret.
 """
 import datetime
@@ -45,6 +51,7 @@ def load_schema_file(relpath):
         raise ManifestError("schema file schemas/%s is not valid JSON: %s" % (relpath, exc)) from None
     if isinstance(data, dict):
         data.setdefault("$id", Path(path).resolve().as_uri())
+    _note_items_origin(data, relpath)
     return data
 
 
@@ -90,6 +97,83 @@ def _discriminator(validator, spec, instance, schema):
         yield from validator.descend(instance, {"$ref": ref})
 
 
+# ------------------------------------------- items of plain strings (fast path)
+
+_ANNOTATIONS = {"description", "title", "examples", "default", "$comment"}
+_PLAIN_STRING_KEYS = {"type", "pattern", "minLength", "maxLength"} | _ANNOTATIONS
+_ITEMS_ORIGIN = {}  # id(item schema) -> (item schema, file it is written in)
+_PLAIN_CHECKS = {}  # id(item schema) -> (item schema, check function or None)
+
+
+def _note_items_origin(node, relpath):
+    """Remember which file each ``items`` schema is written in, so its
+    ``$ref`` can be resolved when the fast path first meets it."""
+    stack = [node]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if isinstance(node.get("items"), dict):
+                _ITEMS_ORIGIN[id(node["items"])] = (node["items"], relpath)
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+
+
+def _resolve_local(relpath, ref):
+    """The schema a ``$ref`` written in ``schemas/<relpath>`` points to."""
+    filepart, _, pointer = ref.partition("#")
+    target = os.path.normpath(os.path.join(os.path.dirname(relpath), filepart)) if filepart else relpath
+    node = load_schema_file(target)
+    for part in filter(None, pointer.split("/")):
+        node = node[part.replace("~1", "/").replace("~0", "~")]
+    return node
+
+
+def _plain_string_check(items):
+    """For an item schema that is a plain string rule, a function giving the
+    indexes of the items of a list that break it; None for any other schema
+    (then every item is descended)."""
+    cached = _PLAIN_CHECKS.get(id(items))
+    if cached is not None and cached[0] is items:
+        return cached[1]
+    failing = None
+    origin = _ITEMS_ORIGIN.get(id(items))
+    target = items
+    if isinstance(items, dict) and set(items) - _ANNOTATIONS == {"$ref"}:
+        target = None
+        if origin is not None and origin[0] is items:
+            try:
+                target = _resolve_local(origin[1], items["$ref"])
+            except (KeyError, IndexError, TypeError, ManifestError):
+                target = None
+    if isinstance(target, dict) and target.get("type") == "string" and set(target) <= _PLAIN_STRING_KEYS:
+        search = re.compile(target.get("pattern", "")).search
+        low, high = target.get("minLength", 0), target.get("maxLength", float("inf"))
+
+        def failing(values):
+            # the common case (every item fine) is decided by C-level loops
+            if set(map(type, values)) <= {str} and all(map(search, values)) and (
+                    not values or (min(map(len, values)) >= low and max(map(len, values)) <= high)):
+                return []
+            # type(x) is str: a str subclass is simply left to the full validator
+            return [i for i, x in enumerate(values)
+                    if type(x) is not str or not low <= len(x) <= high or search(x) is None]
+    _PLAIN_CHECKS[id(items)] = (items, failing)
+    return failing
+
+
+def _items(validator, items, instance, schema):
+    from jsonschema import Draft202012Validator
+
+    full_items = Draft202012Validator.VALIDATORS["items"]
+    failing = _plain_string_check(items) if isinstance(items, dict) else None
+    if failing is None or "prefixItems" in schema or not validator.is_type(instance, "array"):
+        yield from full_items(validator, items, instance, schema)
+        return
+    for index in failing(instance):
+        yield from validator.descend(instance[index], items, path=index)
+
+
 @lru_cache(maxsize=1)
 def _validator_class():
     from jsonschema import Draft202012Validator, FormatChecker, validators
@@ -107,7 +191,8 @@ def _validator_class():
 
     cls = validators.extend(Draft202012Validator, {"maxUtf16Length": _max_utf16_length,
                                                        "numericMaximum": _numeric_maximum,
-                                                       "discriminator": _discriminator})
+                                                       "discriminator": _discriminator,
+                                                       "items": _items})
     return cls, checker
 
 

@@ -47,3 +47,32 @@ def test_values_are_never_quoted():
     e = errors({"to": secret_like, "messages": [{"type": "text", "text": 5}], "retry_key": secret_like})
     assert secret_like not in repr(e)
     assert "inputs.retry_key" in e and "inputs.to" in e
+
+
+def test_plain_string_items_fast_path_reports_what_full_validation_reports():
+    """Arrays of plain strings (user IDs, phones) skip per-item descent for the
+    items that pass; the failing ones must still be reported exactly as
+    jsonschema's own ``items`` reports them."""
+    from jsonschema import Draft202012Validator, validators
+
+    from line_connector.validation import _registry_for, _validator_class, load_schema_file, validator_for
+
+    bad = [USER, "U123", 42, None, USER.upper(), "x" * 5000, USER]
+    cases = [("line/send_multicast.input.json",
+              {"to": bad, "messages": [{"type": "text", "text": "hi"}]}),
+             ("nxcloud/send_super_message.input.json",
+              {"appkey": "k", "phones": ["85212345678", "+852", 7, "852 1234", "85212345678"],
+               "message": {"textMessage": {"text": "hi"}}})]
+    fast_cls, checker = _validator_class()
+    slow_cls = validators.extend(fast_cls, {"items": Draft202012Validator.VALIDATORS["items"]})
+    for schema, inputs in cases:
+        def found(v):
+            return sorted((list(map(str, e.absolute_path)), e.validator, e.message) for e in v.iter_errors(inputs))
+        fast = found(validator_for(schema))
+        slow = found(slow_cls(load_schema_file(schema), registry=_registry_for(schema), format_checker=checker))
+        assert fast == slow and len(fast) >= 3, (schema, fast)
+    e = errors(cases[0][1], "line/send_multicast.input.json")
+    assert e["inputs.to[1]"].startswith("must match the pattern")
+    assert e["inputs.to[2]"] == "must be of type string (got integer)"
+    assert e["inputs.to[3]"] == "must be of type string (got null)"
+    assert "inputs.to[0]" not in e and "inputs.to[6]" not in e
