@@ -29,7 +29,7 @@ import datetime
 import json
 import os
 import re
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 
 from .errors import InputError, ManifestError
@@ -51,7 +51,6 @@ def load_schema_file(relpath):
         raise ManifestError("schema file schemas/%s is not valid JSON: %s" % (relpath, exc)) from None
     if isinstance(data, dict):
         data.setdefault("$id", Path(path).resolve().as_uri())
-    _note_items_origin(data, relpath)
     return data
 
 
@@ -101,32 +100,17 @@ def _discriminator(validator, spec, instance, schema):
 
 _ANNOTATIONS = {"description", "title", "examples", "default", "$comment"}
 _PLAIN_STRING_KEYS = {"type", "pattern", "minLength", "maxLength"} | _ANNOTATIONS
-_ITEMS_ORIGIN = {}  # id(item schema) -> (item schema, file it is written in)
+_ITEMS_ORIGIN = {}  # id(item schema) -> (item schema, file it is written in); see _referenced_files
 _PLAIN_CHECKS = {}  # id(item schema) -> (item schema, check function or None)
 
 
-def _note_items_origin(node, relpath):
-    """Remember which file each ``items`` schema is written in, so its
-    ``$ref`` can be resolved when the fast path first meets it."""
-    stack = [node]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            if isinstance(node.get("items"), dict):
-                _ITEMS_ORIGIN[id(node["items"])] = (node["items"], relpath)
-            stack.extend(node.values())
-        elif isinstance(node, list):
-            stack.extend(node)
+def _resolve(relpath, ref):
+    """The schema a ``$ref`` written in ``schemas/<relpath>`` points to,
+    looked up the way the validator itself looks it up."""
+    from referencing import Registry
 
-
-def _resolve_local(relpath, ref):
-    """The schema a ``$ref`` written in ``schemas/<relpath>`` points to."""
-    filepart, _, pointer = ref.partition("#")
-    target = os.path.normpath(os.path.join(os.path.dirname(relpath), filepart)) if filepart else relpath
-    node = load_schema_file(target)
-    for part in filter(None, pointer.split("/")):
-        node = node[part.replace("~1", "/").replace("~0", "~")]
-    return node
+    base = load_schema_file(relpath)["$id"]
+    return Registry(retrieve=_retrieve).resolver(base_uri=base).lookup(ref).contents
 
 
 def _plain_string_check(items):
@@ -136,16 +120,16 @@ def _plain_string_check(items):
     cached = _PLAIN_CHECKS.get(id(items))
     if cached is not None and cached[0] is items:
         return cached[1]
-    failing = None
-    origin = _ITEMS_ORIGIN.get(id(items))
-    target = items
-    if isinstance(items, dict) and set(items) - _ANNOTATIONS == {"$ref"}:
-        target = None
+    failing, target = None, items
+    if set(items) - _ANNOTATIONS == {"$ref"}:
+        from referencing.exceptions import Unresolvable
+
+        origin, target = _ITEMS_ORIGIN.get(id(items)), None
         if origin is not None and origin[0] is items:
             try:
-                target = _resolve_local(origin[1], items["$ref"])
-            except (KeyError, IndexError, TypeError, ManifestError):
-                target = None
+                target = _resolve(origin[1], items["$ref"])
+            except (Unresolvable, ManifestError):
+                pass  # left to the full validator, which reports it
     if isinstance(target, dict) and target.get("type") == "string" and set(target) <= _PLAIN_STRING_KEYS:
         search = re.compile(target.get("pattern", "")).search
         low, high = target.get("minLength", 0), target.get("maxLength", float("inf"))
@@ -162,10 +146,9 @@ def _plain_string_check(items):
     return failing
 
 
-def _items(validator, items, instance, schema):
-    from jsonschema import Draft202012Validator
-
-    full_items = Draft202012Validator.VALIDATORS["items"]
+def _items(full_items, validator, items, instance, schema):
+    """``items`` with the plain-string fast path; ``full_items`` is
+    jsonschema's own implementation, bound in by ``_validator_class``."""
     failing = _plain_string_check(items) if isinstance(items, dict) else None
     if failing is None or "prefixItems" in schema or not validator.is_type(instance, "array"):
         yield from full_items(validator, items, instance, schema)
@@ -192,12 +175,15 @@ def _validator_class():
     cls = validators.extend(Draft202012Validator, {"maxUtf16Length": _max_utf16_length,
                                                        "numericMaximum": _numeric_maximum,
                                                        "discriminator": _discriminator,
-                                                       "items": _items})
+                                                       "items": partial(_items, Draft202012Validator.VALIDATORS["items"])})
     return cls, checker
 
 
 def _referenced_files(relpath, seen=None):
-    """relpath and every schema file it reaches through $ref, transitively."""
+    """relpath and every schema file it reaches through $ref, transitively.
+
+    The same walk notes which file each ``items`` schema is written in, so
+    the fast path can resolve its ``$ref`` when it first meets it."""
     seen = set() if seen is None else seen
     if relpath in seen:
         return seen
@@ -206,6 +192,8 @@ def _referenced_files(relpath, seen=None):
     while stack:
         node = stack.pop()
         if isinstance(node, dict):
+            if isinstance(node.get("items"), dict):
+                _ITEMS_ORIGIN[id(node["items"])] = (node["items"], relpath)
             ref = node.get("$ref")
             if isinstance(ref, str) and not ref.startswith("#"):
                 target = os.path.normpath(os.path.join(os.path.dirname(relpath), ref.partition("#")[0]))
