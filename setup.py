@@ -9,6 +9,12 @@ and never a bare top-level ``actions`` package. So:
 * ``connector.yaml``, ``schemas/`` and ``assets/`` are copied into
   ``line_connector/_pack/`` when a wheel is built. An editable install reads
   them from the checkout instead (see ``line_connector.paths``).
+
+The sdist carries everything a wheel is built from (MANIFEST.in), so
+``python -m build`` (sdist, then a wheel from that sdist) and ``pip install
+line_connector-*.tar.gz`` work for any packager, not only from a checkout.
+No ``py.typed``: the package is not annotated (a handful of functions out of
+hundreds), and the marker would tell type checkers otherwise.
 """
 import os
 import shutil
@@ -50,7 +56,31 @@ setup(
                 "JSON-Schema actions, a CLI, a Python runner and a local sandbox.",
     long_description=read("README.md"),
     long_description_content_type="text/markdown",
-    license="Apache-2.0",
+    license="Apache-2.0",  # no License classifier: setuptools now deprecates them for this field
+    keywords=["line", "line-messaging-api", "nxcloud", "sobot", "viber", "sms", "soar",
+              "connector", "webhook", "sandbox", "chatops"],
+    project_urls={
+        # the vendor references the actions implement; the pack's own home is
+        # added when it has a public address
+        "LINE Messaging API reference": "https://developers.line.biz/en/reference/messaging-api/",
+    },
+    classifiers=[
+        "Development Status :: 3 - Alpha",
+        "Environment :: Console",
+        "Intended Audience :: Developers",
+        "Intended Audience :: System Administrators",
+        "Operating System :: OS Independent",
+        "Programming Language :: Python :: 3",
+        "Programming Language :: Python :: 3 :: Only",
+        "Programming Language :: Python :: 3.9",
+        "Programming Language :: Python :: 3.10",
+        "Programming Language :: Python :: 3.11",
+        "Programming Language :: Python :: 3.12",
+        "Programming Language :: Python :: 3.13",
+        "Topic :: Communications :: Chat",
+        "Topic :: Software Development :: Testing :: Mocking",
+        "Topic :: System :: Monitoring",
+    ],
     python_requires=">=3.9",
     packages=[
         "line_connector",
@@ -73,12 +103,23 @@ setup(
         "requests>=2.25",
         "jsonschema>=4.18",
         "pyyaml>=5.4",
+        # grapheme clusters (\X) for the LINE properties counted in graphemes;
+        # imported only for strings long enough for the count to differ
+        "regex>=2022.1.18",
     ],
     extras_require={
         # setuptools is listed so the packaging test can build a wheel
         # offline (--no-build-isolation) instead of reaching a package index;
         # 70.1 is the first setuptools that builds wheels without the wheel package.
-        "test": ["pytest>=7", "responses>=0.23", "hypothesis>=6", "setuptools>=70.1"],
+        # build: the packaging test runs `python -m build --no-isolation`, the
+        # command a packager runs, to prove the sdist builds a working wheel.
+        "test": ["pytest>=7", "responses>=0.23", "hypothesis>=6", "setuptools>=70.1", "build>=1",
+                 # the official SDK, to prove the sandbox answers as LINE does
+                 "line-bot-sdk>=3.11",
+                 # the official MCP SDK's own stdio client drives `line-connector mcp` (tests/doors)
+                 "mcp>=2,<3; python_version >= '3.10'"],
+        # `line-connector mcp`: the official Model Context Protocol SDK (2.x needs Python 3.10+)
+        "mcp": ["mcp>=2,<3; python_version >= '3.10'"],
     },
     entry_points={
         "console_scripts": ["line-connector = line_connector.cli:main"],

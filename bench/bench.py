@@ -48,9 +48,9 @@ def median_run(cmd, n, stdin=None, env=None):
     return statistics.median(times)
 
 
-def child(code, *args):
+def child(code, *args, env=None):
     """Run python code in a fresh process; it prints one JSON line."""
-    out = subprocess.run([PY, "-c", code, *args], capture_output=True, text=True)
+    out = subprocess.run([PY, "-c", code, *args], capture_output=True, text=True, env=env)
     if out.returncode != 0:
         raise RuntimeError(out.stderr[-2000:])
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -179,6 +179,34 @@ print(json.dumps({"wall": wall, "maxrss_kib": resource.getrusage(resource.RUSAGE
 """ % (TEXT,)
 
 
+# The pack before issue 11's message rules (grapheme counting, per-context
+# actions, cross-field rules): the baseline of the validation benchmark.
+VALIDATION_BASELINE_REV = "500a4707740d965d82ab24108a5625cbbac2ab66"
+
+
+def bench_validation(n, reps):
+    """Validation of a push of 5 messages, against the same code and schemas
+    at VALIDATION_BASELINE_REV (taken with `git archive`, read-only), run
+    alternately in the same run so machine load hits both sides alike."""
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    archive = subprocess.run(["git", "-C", repo, "archive", "--format=tar", VALIDATION_BASELINE_REV,
+                              "line_connector", "schemas", "connector.yaml"], capture_output=True)
+    if archive.returncode != 0:
+        val = child(VALIDATE, str(n))
+        print("%-44s pack %10.2f us per push of 5 messages (baseline skipped: no git checkout)"
+              % ("validation: input validation", val["per_call"] * 1e6))
+        return
+    with tempfile.TemporaryDirectory() as old:
+        subprocess.run(["tar", "-x", "-C", old], input=archive.stdout, check=True)
+        env = dict(os.environ, PYTHONPATH=old)  # the old package shadows the installed one
+        pack, base = [], []
+        for _ in range(reps):
+            pack.append(child(VALIDATE, str(n))["per_call"])
+            base.append(child(VALIDATE, str(n), env=env)["per_call"])
+    row("validation: push of 5 messages vs before #11", statistics.median(pack) * 1e6,
+        statistics.median(base) * 1e6, "us", "<= 1.2x")
+
+
 def bench_import(tmp):
     asset, inputs = os.path.join(tmp, "asset.json"), os.path.join(tmp, "inputs.json")
     proc = subprocess.run([PY, "-X", "importtime", "-m", "line_connector.cli", "run", "line_send_push", "--dry-run",
@@ -211,8 +239,7 @@ def main():
             bench_cold(url, token, n_cold, tmp)
             warm = child(WARM, url, token, str(warm_calls), str(reps))
             row("warm: run_action push vs Session.post", warm["pack"] * 1e6, warm["base"] * 1e6, "us", "<= 1.2x")
-            val = child(VALIDATE, str(warm_calls * 5))
-            print("%-44s pack %10.2f us per push of 5 messages (alone)" % ("validation: input validation", val["per_call"] * 1e6))
+            bench_validation(warm_calls, reps)
             for kind, n, reqs in (("multicast", 100000, 200), ("super", 100000, 50)):
                 walls, mems = {"pack": [], "loop": [], "pack4": []}, {"pack": [], "loop": [], "pack4": []}
                 secret = token if kind == "multicast" else "sandbox-nx-access-secret"

@@ -80,13 +80,16 @@ class Action:
                 results.append(self.send_one(request))
                 self._tick(len(results), total)
         else:
+            import contextvars
             from collections import deque
             from concurrent.futures import ThreadPoolExecutor
 
             pending = deque()
             with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="line-connector") as pool:
                 for request in requests:
-                    pending.append(pool.submit(self.send_one, request))
+                    # each task runs in a copy of this context, so the action's
+                    # deadline (line_connector.http.deadline_scope) binds the workers too
+                    pending.append(pool.submit(contextvars.copy_context().run, self.send_one, request))
                     if len(pending) >= 2 * workers:
                         results.append(pending.popleft().result())
                         self._tick(len(results), total)
@@ -109,10 +112,31 @@ class Action:
         except AuthFailed as exc:
             result = dict(exc.result)
             result.setdefault("note", str(exc))
+            # the result is the token request's; this request itself never left
+            # (or its first attempt was refused as unauthenticated)
+            result["delivery"] = "not sent"
             result.update(request.extra)
             result["ok"] = False
             return result
+        transport_note = result.get("note")  # e.g. why the body was not parsed
         ok = self.judge(request, result)
+        if transport_note and result.get("note") != transport_note:
+            result["note"] = "%s (%s)" % (result["note"], transport_note)
+        if result.get("error") and result["status_code"]:
+            # an answer whose body was cut (deadline, size bound) is a failure
+            # whatever its status; the transport's reason stays visible
+            ok = False
+            if request.method != "GET":
+                # the judge may have settled delivery from the status alone (a
+                # 409), but the answer was not read whole: say it is not known
+                result["delivery"] = "unknown"
+            note = result["error"]
+            if result.get("delivery") == "unknown":
+                note += "; outcome unknown: the request may have been processed"
+                if result.get("retry_key"):
+                    note += ("; resending with the same retry_key (%s) is safe: the service delivers "
+                             "it at most once" % result["retry_key"])
+            result["note"] = note
         result["ok"] = bool(ok)
         return result
 

@@ -4,6 +4,7 @@ JSON in, JSON out, exit 0 / 1 / 2 (SPEC section 4). No traceback ever
 reaches the user: anything unexpected becomes a one-line JSON error on stderr.
 """
 import argparse
+import errno
 import json
 import os
 import sys
@@ -12,30 +13,96 @@ EXIT_OK, EXIT_FAILED, EXIT_INPUT = 0, 1, 2
 
 
 def _print_json(obj, stream):
-    stream.write(json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+    """Strict JSON always (SPEC 7): never NaN or Infinity (a non-finite
+    number, should one reach here, prints as null), and a string the stream
+    cannot encode (a lone surrogate) is printed \\u-escaped, not a crash."""
+    try:
+        text = json.dumps(obj, indent=2, ensure_ascii=False, allow_nan=False)
+    except ValueError:
+        text = json.dumps(_finite(obj), indent=2, ensure_ascii=False, allow_nan=False)
+    try:
+        stream.write(text + "\n")
+    except UnicodeEncodeError:
+        stream.write(json.dumps(json.loads(text), indent=2, ensure_ascii=True) + "\n")
     stream.flush()
+
+
+def _finite(obj):
+    """``obj`` with every non-finite float replaced by None."""
+    if isinstance(obj, float):
+        return obj if obj == obj and obj not in (float("inf"), float("-inf")) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
 
 
 def _error(message, details=(), stream=None):
     _print_json({"error": message, "details": list(details)}, stream or sys.stderr)
 
 
+def _refuse_constant(name):
+    raise ValueError("%s is not JSON (RFC 8259 has no NaN or Infinity)" % name)
+
+
+def _finite_float(text):
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError("a number is too large (it would be Infinity)")
+    return value
+
+
+#: The most bytes read from one JSON input (--asset, --inputs, stdin). The
+#: largest real input is a big recipient list: a 100,000-ID multicast is about
+#: 3.5 MB (33-character IDs, quoted, comma-separated), plus messages of at most
+#: a few hundred KB, so 20 MiB is several times any real send, and still a
+#: bounded amount of memory for a path like /dev/zero or an endless pipe.
+MAX_INPUT_BYTES = 20 * 1024 * 1024
+
+
 def _read_json(path, label):
+    """One strict JSON document (RFC 8259): UTF-8 bytes (a leading BOM is
+    allowed), no NaN or Infinity, no number that overflows to Infinity.
+    Nesting depth, lone surrogates (``"\\ud800"``) and integer ranges are
+    checked by ``run_action``, which checks the Python API's values the same
+    way; only nesting deep enough to stop the parser itself is caught here."""
     from .errors import InputError
+    from .validation import MAX_DEPTH
 
     try:
+        # at most one byte past the limit: enough to know the input is too large, so
+        # /dev/zero or an endless pipe is refused at once instead of filling memory
         if path == "-":
-            text = sys.stdin.read()
+            stream = getattr(sys.stdin, "buffer", None)  # bytes: decode strictly, whatever the locale
+            data = stream.read(MAX_INPUT_BYTES + 1) if stream is not None else sys.stdin.read(MAX_INPUT_BYTES + 1)
         else:
-            with open(path, encoding="utf-8") as fh:
-                text = fh.read()
+            with open(path, "rb") as fh:
+                data = fh.read(MAX_INPUT_BYTES + 1)
     except OSError as exc:
         raise InputError("cannot read %s" % label,
                          [{"path": label, "message": "cannot be read: %s" % exc.strerror}]) from None
+    if len(data) > MAX_INPUT_BYTES:
+        limit = "larger than %d MiB" % (MAX_INPUT_BYTES // (1024 * 1024))
+        raise InputError("%s: %s" % (label, limit),
+                         [{"path": label, "message": "is %s, the limit on one JSON input; split the "
+                                                     "send into several runs" % limit}])
+    if isinstance(data, bytes):
+        try:
+            data = data.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise InputError("%s is not UTF-8" % label,
+                             [{"path": label, "message": "is not valid UTF-8 (bad byte at offset %d); "
+                                                         "JSON text must be UTF-8" % exc.start}]) from None
+    text = data
     if not text.strip():
         return {}
     try:
-        return json.loads(text)
+        return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except RecursionError:
+        raise InputError("%s is nested too deep" % label,
+                         [{"path": label, "message": "is nested too deep (more than %d levels of objects "
+                                                     "and arrays)" % MAX_DEPTH}]) from None
     except ValueError as exc:
         raise InputError("%s is not valid JSON" % label,
                          [{"path": label, "message": "is not valid JSON: %s" % exc}]) from None
@@ -56,8 +123,9 @@ def _payload(args):
                          [{"path": "stdin", "message": "must be a JSON object {\"asset\": {...}, \"inputs\": {...}}"}])
     unknown = sorted(set(doc) - {"asset", "inputs"})
     if unknown:
+        name = unknown[0].encode("utf-8", "backslashreplace").decode("utf-8")  # a lone surrogate stays printable
         raise InputError("unknown top-level field in stdin",
-                         [{"path": unknown[0], "message": "is not an allowed field (use \"asset\" and \"inputs\")"}])
+                         [{"path": name, "message": "is not an allowed field (use \"asset\" and \"inputs\")"}])
     return doc.get("asset", {}), doc.get("inputs", {})
 
 
@@ -88,11 +156,26 @@ def _progress_printer(args):
     return show
 
 
+def _has_status(output, status):
+    """Whether any result in an action's output (a list of results, or an
+    object holding one, like sobot_get_token's "requests") has this status."""
+    if isinstance(output, dict):
+        return any(_has_status(v, status) for v in output.values() if isinstance(v, (list, dict)))
+    if isinstance(output, list):
+        return any(isinstance(r, dict) and (r.get("status_code") == status or _has_status(r, status))
+                   for r in output)
+    return False
+
+
 def cmd_run(args):
-    from .errors import ActionError, InputError
+    from .errors import ActionError, InputError, InternalError
     from .runner import run_action
 
     sandbox = None
+    if not (args.asset or args.inputs) and sys.stdin is not None and not sys.stdin.closed and sys.stdin.isatty():
+        sys.stderr.write("line-connector: reading {\"asset\": ..., \"inputs\": ...} JSON from stdin "
+                         "(Ctrl-D to end; --help for other ways)\n")
+        sys.stderr.flush()
     try:
         asset, inputs = _payload(args)
         if args.sandbox:
@@ -103,23 +186,60 @@ def cmd_run(args):
         if args.timeout is not None:
             timeout = (min(args.timeout, 10.0), args.timeout)
         output = run_action(args.action, asset, inputs, dry_run=args.dry_run, timeout=timeout,
-                            sandbox=sandbox, progress=_progress_printer(args))
+                            sandbox=sandbox, progress=_progress_printer(args), deadline=args.deadline)
     except InputError as exc:
+        # (a missing asset is told to try --sandbox by the runner itself)
         _print_json(exc.to_json(), sys.stderr)
         return EXIT_INPUT
     except ActionError as exc:
-        _print_json(exc.output, sys.stdout)
-        _error(exc.message)
+        if not _print_result(exc.output):
+            return EXIT_FAILED
+        message = exc.message
+        if args.sandbox and _has_status(exc.output, 401):
+            message += ("; the sandbox accepts only its own credentials: leave the credential fields "
+                        "out of the asset to use them (`line-connector sandbox` prints them)")
+        _error(message)
+        return EXIT_FAILED
+    except InternalError as exc:  # a bug; its text was scrubbed by the runner, so it can be shown
+        _error("%s; whether anything was sent is unknown" % exc.message)
         return EXIT_FAILED
     finally:
         if sandbox is not None:
             sandbox.stop()
-    _print_json(output, sys.stdout)
-    return EXIT_OK
+    return EXIT_OK if _print_result(output) else EXIT_FAILED
+
+
+def _print_result(output):
+    """Print an action's result on stdout; True when it got there. When
+    stdout cannot take it (a full disk, a closed pipe), the requests were
+    still sent: the result, with every retry_key a resend needs to avoid a
+    duplicate, goes to stderr inside the JSON error instead, and False
+    (exit 1). stdout is then pointed at /dev/null, so the exit's own flush
+    of the unwritten text cannot fail again with a second message."""
+    try:
+        _print_json(output, sys.stdout)
+        return True
+    except (OSError, ValueError, AttributeError) as exc:  # ValueError: stdout closed; AttributeError: None
+        cause = exc.strerror if isinstance(exc, OSError) and exc.strerror else "it is closed"
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
+    message = ("the result could not be written to stdout (%s); the action ran, so its result is under "
+               "\"result\" here: keep its retry_key values to resend without a duplicate" % cause)
+    try:
+        _print_json({"error": message, "details": [{"path": "stdout", "message": message}], "result": output},
+                    sys.stderr)
+    except (OSError, ValueError):  # stderr unusable too: nothing left to write to
+        pass
+    return False
 
 
 def cmd_sandbox(args):
     import signal
+    import socket
 
     from .sandbox import FaultPlan, Sandbox
 
@@ -129,9 +249,16 @@ def cmd_sandbox(args):
     except ValueError as exc:
         _error("invalid fault settings", [{"path": "--faults/--fault-rate", "message": str(exc)}])
         return EXIT_INPUT
+    from .serverbase import address_family_for
+
+    if address_family_for(args.host) == socket.AF_INET6:  # its URL and the demo assets' would need [brackets]
+        message = ("the sandbox listens on IPv4 only; use --host 127.0.0.1 (or another IPv4 address of "
+                   "this machine); IPv6 %s is supported by `line-connector webhook`" % args.host)
+        _error(message, [{"path": "--host", "message": message}])
+        return EXIT_INPUT
     sandbox = Sandbox(host=args.host, port=args.port, faults=faults).start()
     _print_json({"url": sandbox.url, "assets": sandbox.demo_assets()}, sys.stdout)
-    sys.stderr.write("sandbox listening on %s (Ctrl-C to stop)\n" % sandbox.url)
+    sandbox.log("listening", message="sandbox listening on %s (Ctrl-C to stop)" % sandbox.url, url=sandbox.url)
     signal.signal(signal.SIGTERM, lambda *_: sandbox.stop())
     try:
         sandbox.wait()
@@ -144,58 +271,23 @@ def cmd_sandbox(args):
 
 def cmd_webhook(args):
     """A local receiver for playbook development: verifies each POST and
-    prints one JSON event per line on stdout."""
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-    from .actions.line.webhook import parse
+    prints one JSON event per line on stdout (line_connector/webhook_server.py).
+    A port that cannot be bound raises OSError (main() makes it exit 2)."""
+    from .webhook_server import serve
 
     secret = os.environ.get(args.secret_env)
     if not secret:
         _error("no channel secret", [{"path": "--secret-env",
                                       "message": "environment variable %s is not set or empty" % args.secret_env}])
         return EXIT_INPUT
-    out_lock = threading.Lock()
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *a):
-            pass
-
-        def do_POST(self):
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(min(length, 10 * 1024 * 1024)).decode("utf-8", "replace")
-            output, ok = parse(body, self.headers.get("x-line-signature"), secret)
-            with out_lock:
-                if ok:
-                    for event in output["events"]:
-                        sys.stdout.write(json.dumps(event, ensure_ascii=False) + "\n")
-                    sys.stdout.flush()
-                else:
-                    _error(output["error"])
-            reply = b"{}" if ok else json.dumps({"message": output["error"]}).encode("utf-8")
-            self.send_response(200 if ok else 400)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(reply)))
-            self.end_headers()
-            self.wfile.write(reply)
-
-    server = ThreadingHTTPServer((args.host, args.port), Handler)
-    server.daemon_threads = True
-    sys.stderr.write("webhook receiver listening on http://%s:%d/ (Ctrl-C to stop)\n"
-                     % (args.host, server.server_address[1]))
-    sys.stderr.flush()
-    import signal
-
-    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
-    try:
-        server.serve_forever(poll_interval=0.2)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
+    serve(secret, args.host, args.port)
     return EXIT_OK
+
+
+def cmd_mcp(args):
+    from .mcp_server import command
+
+    return command(args)
 
 
 def cmd_check(args):
@@ -207,12 +299,84 @@ def cmd_check(args):
     return EXIT_OK
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """Shows every option's default in --help (ports, docs dir, fault
+    settings), so a newcomer never has to read the code to know what an
+    omitted option means. Flags (False) and unset options (None) add nothing."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if ("%(default)" not in text and action.option_strings
+                and not any(action.default is v for v in (None, False, argparse.SUPPRESS))):
+            text += " (default: %(default)s)"
+        return text
+
+
+def _seconds(text):
+    """argparse type for --timeout/--deadline: a positive, finite number of
+    seconds. 0, negatives, nan and inf would disable or break the bound."""
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError("invalid value %r: must be a positive, finite number of seconds" % text)
+    return value
+
+
+def _port(text):
+    """argparse type for --port: an integer 0-65535 (0: any free port).
+    Anything else is an exit-2 usage error naming the rule, not an
+    OverflowError from the socket layer."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = None
+    if port is None or not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError("invalid port %r: must be an integer from 0 to 65535 "
+                                         "(0 picks a free port)" % text)
+    return port
+
+
+_HOST_FIX = ("use an IP address or a name of this machine, e.g. --host 127.0.0.1 "
+             "(::1 for IPv6, 0.0.0.0 for every interface)")
+
+
+def _host(text):
+    """argparse type for --host: an IPv4 or IPv6 address, or a name this
+    machine resolves. An empty host would silently listen on every
+    interface, and a bad one (999.1.1.1, "a b") would surface from the
+    socket layer as an internal gaierror; both are exit-2 usage errors here."""
+    import socket
+
+    from .serverbase import address_family_for
+
+    try:
+        address_family_for(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("invalid host %r: the host is empty; %s" % (text, _HOST_FIX))
+    except (socket.gaierror, UnicodeError):
+        raise argparse.ArgumentTypeError("invalid host %r: not an IP address or a name this machine resolves; %s"
+                                         % (text, _HOST_FIX))
+    return text
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse that reports usage errors as the JSON error object, exit 2."""
 
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
     def error(self, message):
+        # "argument --port: invalid port ..." -> path "--port", so the detail names the option
+        path = "argv"
+        if message.startswith("argument ") and ": " in message:
+            path = message[len("argument "):].split(": ", 1)[0].split("/")[0]
         _error("invalid command line: %s" % message,
-               [{"path": "argv", "message": message}])
+               [{"path": path, "message": message}])
         sys.exit(EXIT_INPUT)
 
 
@@ -256,38 +420,91 @@ def build_parser():
                    help="start the embedded sandbox and point the asset at it")
     p.add_argument("--progress", action="store_true",
                    help="print a progress line on stderr for multi-request sends (default: only on a terminal)")
-    p.add_argument("--timeout", type=float, metavar="SECONDS",
-                   help="read timeout per request (connect timeout is at most 10 s)")
+    p.add_argument("--timeout", type=_seconds, metavar="SECONDS",
+                   help="read timeout per request (default: the pack's 30 s; connect timeout is at most 10 s)")
+    p.add_argument("--deadline", type=_seconds, metavar="SECONDS",
+                   help="time the whole action may take, every request, retry and token fetch included; "
+                        "the run ends within it whatever a server does (default: 60 s)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("sandbox", help="serve the local emulator of LINE, NXCloud and Sobot",
                        description="Serve the emulator on 127.0.0.1. GET /_sandbox/stats shows what it counted.")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--host", type=_host, default="127.0.0.1", help="address to listen on")
+    p.add_argument("--port", type=_port, default=8080, help="port to listen on (0: any free port)")
     p.add_argument("--fault-rate", type=float, default=0.0, metavar="R", help="share of requests to fail (0-1)")
     p.add_argument("--faults", default="500,503,429,slow,reset,reset_after", metavar="KINDS",
                    help="comma-separated fault kinds: 500, 503, 429, slow (answer after the client gave up), "
-                        "reset (drop before processing), reset_after (drop after processing)")
-    p.add_argument("--seed", type=int, default=None, help="seed for reproducible faults")
+                        "reset (drop before processing), reset_after (drop after processing); on request also "
+                        "drip (processed, then the body one byte a second) and endless (processed, then a "
+                        "chunked body that never ends)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="seed for reproducible faults (default: a different sequence each run)")
     p.add_argument("--slow-seconds", type=float, default=35.0, metavar="S",
-                   help="delay of a 'slow' answer (default 35 s: past the pack's 30 s read timeout)")
+                   help="delay of a 'slow' answer, in seconds (35: past the pack's 30 s read timeout)")
     p.set_defaults(func=cmd_sandbox)
 
     p = sub.add_parser("webhook", help="receive LINE webhooks locally: verify and print one JSON event per line")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--host", type=_host, default="127.0.0.1", help="address to listen on")
+    p.add_argument("--port", type=_port, default=8000, help="port to listen on (0: any free port)")
     p.add_argument("--secret-env", required=True, metavar="VAR",
                    help="environment variable holding the channel secret (never pass it on the command line)")
     p.set_defaults(func=cmd_webhook)
 
+    p = sub.add_parser("mcp", help="serve every action as a Model Context Protocol tool over stdio",
+                       description="An MCP server on stdin/stdout for AI agents: one tool per action, assets "
+                                   "from the config file (SPEC 9). Needs the [mcp] extra (Python 3.10+).")
+    p.add_argument("--config", required=True, metavar="FILE",
+                   help="YAML config naming the assets (${NAME} is read from the environment)")
+    p.set_defaults(func=cmd_mcp)
+
     p = sub.add_parser("docs", help="generate the action reference (docs/actions/) from the manifest and schemas")
-    p.add_argument("--out", default="docs", metavar="DIR")
+    p.add_argument("--out", default=os.path.join("docs", "actions"), metavar="DIR",
+                   help="directory the pages are written into (DIR/README.md, DIR/ACTION.md)")
     p.add_argument("--check", action="store_true", help="exit 1 if the docs are out of date")
     p.set_defaults(func=cmd_docs)
 
     p = sub.add_parser("check", help="load every action class, schema and asset; fail loudly on a mismatch")
     p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("export", help="write the pack as platform connectors (Swimlane Turbine)",
+                       description="Write one Swimlane Turbine connector per vendor into OUTDIR "
+                                   "(OUTDIR/line_messaging_api, OUTDIR/nxcloud, OUTDIR/sobot), "
+                                   "generated from the manifest; an earlier export there is replaced.")
+    p.add_argument("platform", choices=["turbine"], help="the platform to export for")
+    p.add_argument("outdir", metavar="OUTDIR", help="directory the connectors are written into")
+    p.set_defaults(func=lambda args: __import__("line_connector.turbine", fromlist=["cmd_export"]).cmd_export(args))
     return parser
+
+
+_BIND_ERRORS = {
+    errno.EADDRINUSE: ("--port", "port {port} is in use; pick another with --port (0 picks a free one)"),
+    errno.EACCES: ("--port", "port {port} needs privileges on this system; pick one above 1023 with --port"),
+    errno.EADDRNOTAVAIL: ("--host", "address {host} is not an address of this machine; "
+                                    "use --host 127.0.0.1 (or an address this machine has)"),
+}
+
+
+def _environment_error(exc, args):
+    """The JSON error (cause and fix) for an OSError the user can act on, or
+    None for one that is a bug. Servers (sandbox, webhook) let their bind
+    errors propagate to here, so every command reports them alike."""
+    import socket
+
+    port, host = getattr(args, "port", None), getattr(args, "host", None)
+    if isinstance(exc, socket.gaierror) and host is not None:  # resolvable at parse time, not at bind time
+        message = "cannot listen on host %r: %s; %s" % (host, exc.strerror or exc, _HOST_FIX)
+        return {"error": message, "details": [{"path": "--host", "message": message}]}
+    if exc.errno in _BIND_ERRORS and port is not None:
+        path, text = _BIND_ERRORS[exc.errno]
+        message = text.format(port=port, host=host)
+        return {"error": message, "details": [{"path": path, "message": message}]}
+    # a file a command was pointed at (docs --out, a server's file); not for `run`, whose
+    # files are read before anything is sent (_read_json), so exit 2 must keep meaning
+    # "nothing sent" there
+    if exc.filename is not None and getattr(args, "command", None) != "run":
+        message = "cannot use %s: %s; check the path and its permissions" % (exc.filename, exc.strerror)
+        return {"error": message, "details": [{"path": str(exc.filename), "message": message}]}
+    return None
 
 
 def main(argv=None):
@@ -299,6 +516,11 @@ def main(argv=None):
     warnings.filterwarnings("ignore", message="Unverified HTTPS request")
 
     parser = build_parser()
+    if not (sys.argv[1:] if argv is None else argv):
+        # bare `line-connector`: the usage is what a newcomer needs; on stderr,
+        # since stdout carries only results, and exit 2 like any usage error
+        parser.print_help(sys.stderr)
+        return EXIT_INPUT
     args = parser.parse_args(argv)
     try:
         return args.func(args)
@@ -311,6 +533,10 @@ def main(argv=None):
     except BrokenPipeError:
         return EXIT_FAILED
     except Exception as exc:  # a bug: report it as JSON, never as a traceback
+        known = _environment_error(exc, args) if isinstance(exc, OSError) else None
+        if known is not None:  # the environment, not a bug: say what to change
+            _print_json(known, sys.stderr)
+            return EXIT_INPUT
         if os.environ.get("LINE_CONNECTOR_DEBUG"):  # opt-in, for developers of the pack
             import traceback
 

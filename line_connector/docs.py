@@ -1,8 +1,19 @@
 """Generates the action reference (docs/actions/*.md) from the manifest and
 the schemas, so the docs cannot drift from what the pack accepts.
 
-    line-connector docs            # rewrite docs/
-    line-connector docs --check    # exit 1 if docs/ is out of date (CI)
+    line-connector docs                      # rewrite docs/actions/
+    line-connector docs --out DIR            # write the pages into DIR itself
+    line-connector docs --check              # exit 1 if docs/actions/ is out of date (CI)
+
+``--out DIR`` is the directory the pages land in (``DIR/README.md``,
+``DIR/ACTION.md``), never a parent of it: what you name is where they are.
+
+Every page carries one example a reader can paste as is: a ``sh`` block that
+pipes the manifest's ``example`` inputs into ``line-connector run ACTION
+--sandbox`` (tests/engine/test_docs.py runs each one, so a stale page fails
+CI), then the same call with a real asset whose secrets are typed
+placeholders. Links to schemas are relative to ``docs/actions/`` in the
+repository, the one place the pages are published from.
 """
 import json
 import os
@@ -10,6 +21,14 @@ import posixpath
 
 from .manifest import manifest
 from .validation import load_schema_file
+
+DEFAULT_OUT = os.path.join("docs", "actions")
+SCHEMAS_LINK = "../../schemas/"  # from docs/actions/ to the repository's schemas/
+LINE_REFERENCE = "https://developers.line.biz/en/reference/messaging-api/"
+# Definitions whose shape LINE documents: the type cell links to LINE's own page too.
+LINE_ANCHORS = {"message": "#message-objects", "messages": "#message-objects",
+                "recipient": "#send-narrowcast-message", "filter": "#send-narrowcast-message",
+                "limit": "#send-narrowcast-message"}
 
 CONSTRAINTS = (("minItems", "at least %s item(s)"), ("maxItems", "at most %s item(s)"),
                ("minLength", "at least %s characters"), ("maxLength", "at most %s characters"),
@@ -33,7 +52,22 @@ def _resolve(node, base):
     return node, base
 
 
-def _type_of(prop):
+def _ref_link(ref, base):
+    """Markdown for what a $ref names: the definition, linked to its schema
+    file (and to LINE's reference where LINE documents that object)."""
+    target, _, pointer = ref.partition("#")
+    path = posixpath.normpath(posixpath.join(posixpath.dirname(base), target)) if target else base
+    name = pointer.rpartition("/")[2] or load_schema_file(path).get("title", path)
+    text = "[%s](%s%s)" % (name, SCHEMAS_LINK, path)
+    anchor = LINE_ANCHORS.get(name) if path.startswith("line/") else None
+    if anchor:
+        text += " ([LINE reference](%s%s))" % (LINE_REFERENCE, anchor)
+    return text
+
+
+def _type_of(prop, base, raw=None, raw_base=None):
+    """The type cell. ``prop`` lives in schema file ``base``; ``raw`` is the
+    property before its $ref was followed, in ``raw_base``."""
     if "enum" in prop:
         return "one of " + ", ".join("`%s`" % json.dumps(v) for v in prop["enum"][:12]) + \
             (" ..." if len(prop["enum"]) > 12 else "")
@@ -44,8 +78,11 @@ def _type_of(prop):
         return " or ".join(kind)
     if kind == "array" and isinstance(prop.get("items"), dict):
         items = prop["items"]
-        inner = items.get("type") or (items.get("$ref", "").rpartition("/")[2] or "any")
-        return "array of %s" % inner
+        if "$ref" in items:
+            return "array of %s" % _ref_link(items["$ref"], base)
+        return "array of %s" % _type_of(items, base)
+    if isinstance(raw, dict) and "$ref" in raw and kind in ("object", "any"):
+        return "%s: %s" % (kind, _ref_link(raw["$ref"], raw_base or base))
     return kind
 
 
@@ -60,7 +97,64 @@ def _cell(text):
     return (text or "").replace("|", "\\|").replace("\n", " ").strip()
 
 
-def action_page(spec):
+def _sh_quote(text):
+    """``text`` as one single-quoted shell word."""
+    return "'" + text.replace("'", "'\\''") + "'"
+
+
+def _placeholders(asset):
+    """The asset's required fields, each a typed placeholder: "<channel access token>"."""
+    schema = asset.schema
+    props = schema.get("properties", {})
+    return {name: "<%s>" % props.get(name, {}).get("title", name).lower() for name in schema.get("required", [])}
+
+
+def sandbox_command(spec):
+    """The one-liner a reader pastes: example inputs piped into --sandbox."""
+    payload = json.dumps({"inputs": spec.example if spec.example is not None else {}}, ensure_ascii=False)
+    return "echo %s | line-connector run %s --sandbox" % (_sh_quote(payload), spec.name)
+
+
+def _example(spec, m):
+    asset = m.asset(spec.assets[0])
+    real = json.dumps({"asset": _placeholders(asset), "inputs": spec.example if spec.example is not None else {}},
+                      ensure_ascii=False, indent=2)
+    others = ""
+    if len(spec.assets) > 1:
+        others = " (or any of: %s)" % ", ".join("`%s`" % a for a in spec.assets[1:])
+    return ["## Example", "",
+            "Try it with no account: `--sandbox` starts the embedded emulator and uses its own "
+            "credentials (leave the asset out). Exit 0, the result on stdout:", "",
+            "```sh", sandbox_command(spec), "```", "",
+            "With your own `%s` asset%s, replacing each `<...>`:" % (spec.assets[0], others), "",
+            "```sh", "line-connector run %s <<'EOF'" % spec.name, real, "EOF", "```", ""]
+
+
+def _output(spec):
+    out = load_schema_file(spec.outputs)
+    lines = ["## Output", ""]
+    description = out.get("description") or "One JSON object (%s)." % out.get("title", "see the schema")
+    lines.append(_cell(description))
+    result = out.get("$defs", {}).get("result")
+    if result:
+        lines += ["", "| field | description |", "|---|---|"]
+        for name, prop in result["properties"].items():
+            lines.append("| `%s` | %s |" % (name, _cell(prop.get("description") or _type_of(prop, spec.outputs))))
+    elif out.get("properties"):
+        lines += ["", "| field | type | description |", "|---|---|---|"]
+        for name, raw in out["properties"].items():
+            prop, base = _resolve(raw, spec.outputs)
+            desc = raw.get("description") or prop.get("description", "")
+            items = prop.get("items") if isinstance(prop.get("items"), dict) else {}
+            if not desc and items.get("properties"):  # say what each item holds
+                desc = "Each with: " + ", ".join("`%s`" % k for k in items["properties"])
+            lines.append("| `%s` | %s | %s |" % (name, _cell(_type_of(prop, base, raw, spec.outputs)), _cell(desc)))
+    lines += ["", "Schema: [`schemas/%s`](%s%s)" % (spec.outputs, SCHEMAS_LINK, spec.outputs), ""]
+    return lines
+
+
+def action_page(spec, m=None):
+    m = m or manifest()
     schema = load_schema_file(spec.inputs)
     required = set(schema.get("required", []))
     lines = ["# %s" % spec.name, "", "**%s**" % spec.title, "", spec.description.strip(), ""]
@@ -73,36 +167,22 @@ def action_page(spec):
     if props:
         lines += ["| name | type | required | rules | description |", "|---|---|---|---|---|"]
         for name, raw in props.items():
-            prop, _ = _resolve(raw, spec.inputs)
+            prop, base = _resolve(raw, spec.inputs)
             lines.append("| `%s` | %s | %s | %s | %s |" % (
-                name, _cell(_type_of(prop)), "yes" if name in required else "no",
+                name, _cell(_type_of(prop, base, raw, spec.inputs)), "yes" if name in required else "no",
                 _cell(_rules(prop)), _cell(prop.get("description", ""))))
     else:
         lines.append("None.")
-    lines += ["", "Schema: `schemas/%s`" % spec.inputs, "", "## Output", ""]
-    out = load_schema_file(spec.outputs)
-    lines.append(_cell(out.get("description", "")))
-    result = out.get("$defs", {}).get("result")
-    if result:
-        lines += ["", "| field | description |", "|---|---|"]
-        for name, prop in result["properties"].items():
-            lines.append("| `%s` | %s |" % (name, _cell(prop.get("description", _type_of(prop)))))
-    elif out.get("properties"):
-        lines += ["", "| field | type | description |", "|---|---|---|"]
-        for name, prop in out["properties"].items():
-            lines.append("| `%s` | %s | %s |" % (name, _cell(_type_of(prop)), _cell(prop.get("description", ""))))
-    lines += ["", "Schema: `schemas/%s`" % spec.outputs, ""]
-    if spec.example is not None:
-        payload = json.dumps({"asset": {"...": "..."}, "inputs": spec.example}, ensure_ascii=False, indent=2)
-        lines += ["## Example", "", "```", "line-connector run %s <<'EOF'" % spec.name, payload, "EOF", "```", "",
-                  "Try it with no account: `line-connector run %s --sandbox`, with `{\"inputs\": ...}` on stdin."
-                  % spec.name, ""]
+    lines += ["", "Schema: [`schemas/%s`](%s%s)" % (spec.inputs, SCHEMAS_LINK, spec.inputs), ""]
+    lines += _output(spec)
+    lines += _example(spec, m)
     return "\n".join(lines)
 
 
 def index_page(m):
     lines = ["# Action reference", "", "Generated from `connector.yaml` and `schemas/` by "
-             "`line-connector docs`; CI fails when it is out of date.", "",
+             "`line-connector docs`; CI fails when it is out of date. Every page's sandbox example "
+             "runs as pasted (CI runs each one).", "",
              "| action | title | assets |", "|---|---|---|"]
     for spec in m.actions.values():
         lines.append("| [`%s`](%s.md) | %s | %s |" % (spec.name, spec.name, _cell(spec.title),
@@ -111,40 +191,46 @@ def index_page(m):
 
 
 def render():
-    """{relative path: text} of every generated page."""
+    """{file name: text} of every generated page (all in one directory)."""
     m = manifest()
-    pages = {"actions/README.md": index_page(m)}
+    pages = {"README.md": index_page(m)}
     for spec in m.actions.values():
-        pages["actions/%s.md" % spec.name] = action_page(spec)
+        pages["%s.md" % spec.name] = action_page(spec, m)
     return pages
 
 
-def write(out_dir):
+def write(out_dir=DEFAULT_OUT):
+    """Write the pages into ``out_dir`` and remove generated pages of actions
+    that no longer exist; returns the file names written."""
     pages = render()
-    target = os.path.join(out_dir, "actions")
-    os.makedirs(target, exist_ok=True)
-    for old in os.listdir(target):
-        if old.endswith(".md") and "actions/" + old not in pages:
-            os.remove(os.path.join(target, old))
-    for rel, text in pages.items():
-        with open(os.path.join(out_dir, rel), "w", encoding="utf-8") as fh:
+    os.makedirs(out_dir, exist_ok=True)
+    for old in _orphans(out_dir, pages):
+        os.remove(os.path.join(out_dir, old))
+    for name, text in pages.items():
+        with open(os.path.join(out_dir, name), "w", encoding="utf-8") as fh:
             fh.write(text)
     return sorted(pages)
 
 
-def stale(out_dir):
-    """Paths under out_dir that differ from what render() produces."""
+def _orphans(out_dir, pages):
+    """Pages in out_dir that look generated (a vendor-prefixed action name)
+    but whose action is gone. Other files there are the user's and stay."""
+    prefixes = tuple(n.split("_", 1)[0] + "_" for n in pages if n != "README.md")
+    if not os.path.isdir(out_dir):
+        return []
+    return sorted(f for f in os.listdir(out_dir)
+                  if f.endswith(".md") and f not in pages and f.startswith(prefixes))
+
+
+def stale(out_dir=DEFAULT_OUT):
+    """File names under out_dir that differ from what render() produces."""
     pages = render()
     bad = []
-    for rel, text in pages.items():
-        path = os.path.join(out_dir, rel)
+    for name, text in pages.items():
         try:
-            with open(path, encoding="utf-8") as fh:
+            with open(os.path.join(out_dir, name), encoding="utf-8") as fh:
                 if fh.read() != text:
-                    bad.append(rel)
+                    bad.append(name)
         except FileNotFoundError:
-            bad.append(rel)
-    target = os.path.join(out_dir, "actions")
-    if os.path.isdir(target):
-        bad += ["actions/" + f for f in os.listdir(target) if f.endswith(".md") and "actions/" + f not in pages]
-    return sorted(bad)
+            bad.append(name)
+    return sorted(bad + _orphans(out_dir, pages))

@@ -1,9 +1,14 @@
-"""The three ways a run can end badly, each with its own exit code.
+"""The ways a run can end badly, each with its own exit code.
 
 * ``ManifestError``: the pack itself is inconsistent (a developer's bug).
 * ``InputError``: inputs or asset are invalid; nothing was sent (exit 2).
 * ``ActionError``: the service refused or could not be reached (exit 1);
   carries the full output so nothing the vendor said is lost.
+* ``InternalError``: anything else that escaped ``run_action`` (a bug),
+  with secrets masked and the original exception not chained.
+
+Every message, ``args`` and ``repr`` of these is free of secrets: the runner
+builds them from scrubbed text.
 """
 
 
@@ -56,3 +61,19 @@ class AuthFailed(ConnectorError):
     def __init__(self, message, result):
         super().__init__(message)
         self.result = result
+
+
+class InternalError(ConnectorError):
+    """Something unexpected failed inside the pack (a bug, exit 1).
+
+    Raised by ``run_action`` in place of any other exception: the message
+    names the original type and carries its text with secrets masked. The
+    original is deliberately not chained (no ``__cause__``/``__context__``):
+    its args, repr and traceback can hold a secret (``UnicodeEncodeError``
+    keeps the whole string it failed on). Nothing is known about delivery.
+    """
+
+    def __init__(self, message, kind):
+        super().__init__(message)
+        self.message = message
+        self.kind = kind  # the original exception's class name

@@ -1,4 +1,5 @@
-"""The one HTTP path of the pack: timeouts, TLS, proxy and retries live here.
+"""The one HTTP path of the pack: timeouts, TLS, proxy, retries and the
+bounds on time and memory live here.
 
 Actions describe requests (``Request``); ``HttpClient.send`` performs one,
 retrying only what its ``RetryPolicy`` allows, and returns the result object
@@ -7,31 +8,305 @@ of SPEC section 4 (``status_code``, ``reason``, ``response_headers``,
 
 Why retries are split by *when* a failure happened:
 
-* ``unsent``: the connection was never made (refused, connect timeout,
-  proxy unreachable). Retrying cannot duplicate anything.
+* ``unsent``: no byte of the request was written (connection refused,
+  connect timeout, proxy unreachable, a CA bundle that cannot be loaded, a
+  TLS handshake that failed or timed out, certificate verification
+  included). Retrying cannot duplicate anything. Which phase an attempt
+  reached is recorded by the connection itself (``_Attempt.sent``), not
+  guessed from the exception type: urllib3 reports a TLS handshake timeout
+  as a *read* timeout, though nothing was sent.
 * ``maybe_sent``: the request may have reached the server (read timeout,
   connection dropped mid-exchange, 5xx). Retrying is only safe when the
   service deduplicates, as LINE does with ``X-Line-Retry-Key``.
 
-Every loop is bounded by ``max_attempts`` and by ``deadline`` seconds: the
-first attempt gets the client's full timeouts (the caller asked for them);
-a retry is only started while the deadline leaves room for it, with its
-connect and read timeouts cut to what is left, so retrying never runs past
-the deadline.
+Bounded in time (SPEC 7). Socket timeouts alone bound nothing: a server
+that sends one byte a second restarts the read timeout with every byte. So
+an action has one *deadline*, an absolute point on the monotonic clock held
+in a context variable (``deadline_scope``, set by the runner for a run and
+copied into the engine's worker threads). Every request of the action reads
+it: token fetches made from inside ``Request.auth`` included, though their
+modules never mention it. Each attempt's connect and read timeouts are cut
+to the time left, and a watchdog shuts the attempt's socket down at the
+deadline, which ends a dripped header block or body wherever it is. A
+request not started because the deadline had passed is reported ``"not
+sent"``; an attempt cut mid-way is ``"unknown"`` (it may have been
+processed). ``RetryPolicy.deadline`` still bounds one request's retries.
+
+Bounded in memory: the body is streamed and read to at most
+``MAX_BODY`` bytes (10 MiB); past that reading stops, the connection is
+closed and the result is a failure keeping the first 64 KiB.
+
+Results survive any answer: a body that is not strict JSON (invalid, NaN or
+Infinity, non-UTF-8, nested deeper than ``MAX_JSON_DEPTH``, too many values
+to hold within the memory bound) gives ``json_body: null`` with the raw
+text kept and a note; status, headers and the caller's ``extra`` keys
+(``retry_key``...) are never lost.
 """
+import contextvars
+import functools
 import json
+import math
 import os
 import random
+import socket
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-DEFAULT_TIMEOUT = (5.0, 30.0)  # (connect, read) seconds
+from .errors import InputError
+
+DEFAULT_TIMEOUT = (5.0, 30.0)  # (connect, read) seconds, per attempt
+#: Seconds an action may take, all its requests, retries and token fetches included.
+DEFAULT_DEADLINE = 60.0
 MAX_RAW_BODY = 64 * 1024
+#: A response body is read up to this many bytes (SPEC 7); requests with a
+#: ``stream_to`` hook are exempt (their content goes to a file, not memory).
+MAX_BODY = 10 * 1024 * 1024
+#: JSON nested deeper than this is not parsed: no LINE, NXCloud or Sobot
+#: answer comes close, and deeper structures would make printing and
+#: scrubbing the result recurse past Python's limit.
+MAX_JSON_DEPTH = 100
+#: Rough upper bound of the memory a parsed body may take. A 10 MiB body of
+#: ``[{},{},...]`` becomes 3.5 million dicts (~250 MB); such a body is kept
+#: raw rather than parsed.
+MAX_PARSE_COST = 40 * 1024 * 1024
 #: An attempt is only started when at least this much of the deadline is left.
 MIN_ATTEMPT_TIME = 0.5
+CHUNK = 64 * 1024
 
 
+# ------------------------------------------------------------ the deadline
+class _Deadline:
+    __slots__ = ("at", "seconds")
+
+    def __init__(self, at, seconds):
+        self.at = at            # absolute, on time.monotonic()
+        self.seconds = seconds  # as the caller gave it, for messages
+
+
+_DEADLINE = contextvars.ContextVar("line_connector_deadline", default=None)
+
+
+def check_seconds(value, name):
+    """``value`` as a float if it is a positive, finite number of seconds;
+    else an InputError naming ``name`` (``--deadline``, ``timeout``...).
+    Zero or negative would time out everything at once, NaN compares false
+    with everything (a bound that never triggers) and infinity is no bound."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if ok:
+        value = float(value)
+        ok = math.isfinite(value) and value > 0
+    if not ok:
+        raise InputError("invalid %s" % name,
+                         [{"path": name, "message": "must be a positive, finite number of seconds, got %s"
+                                                    % _short(value)}])
+    return value
+
+
+def _short(value):
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+@contextmanager
+def deadline_scope(seconds=DEFAULT_DEADLINE, start=None):
+    """Everything sent inside the block ends within ``seconds`` of ``start``
+    (a ``time.monotonic()`` value; default: now), plus the time to close a
+    socket. A scope nested in another never extends it."""
+    seconds = check_seconds(seconds, "deadline")
+    at = (time.monotonic() if start is None else start) + seconds
+    outer = _DEADLINE.get()
+    if outer is not None and outer.at <= at:
+        current = outer
+    else:
+        current = _Deadline(at, seconds)
+    token = _DEADLINE.set(current)
+    try:
+        yield current
+    finally:
+        _DEADLINE.reset(token)
+
+
+def time_left():
+    """Seconds left before the current action's deadline (0.0 once it has
+    passed); ``DEFAULT_DEADLINE`` outside any ``deadline_scope``. Code that
+    waits (a lock, a backoff) waits at most this long."""
+    current = _DEADLINE.get()
+    if current is None:
+        return DEFAULT_DEADLINE
+    return max(0.0, current.at - time.monotonic())
+
+
+# ------------------------------------------------------------ the watchdog
+_ATTEMPT = contextvars.ContextVar("line_connector_attempt", default=None)
+
+
+class _Attempt:
+    """The sockets one attempt uses, and a timer that shuts them down at the
+    deadline. Shutting a socket down (rather than closing it) wakes the
+    thread blocked in recv() with an EOF, whatever phase it is in (TLS
+    handshake, headers, body), without racing the reading thread for the
+    file descriptor."""
+
+    def __init__(self, at):
+        self.lock = threading.Lock()
+        self.socks = []
+        self.fired = False
+        self.done = False
+        #: a watched connection served this attempt (False through a SOCKS
+        #: proxy, whose pools are not ours: then ``sent`` says nothing)
+        self.watched = False
+        #: a byte of the request may have been written (set before the write)
+        self.sent = False
+        self.timer = threading.Timer(max(0.0, at - time.monotonic()), self.fire)
+        self.timer.daemon = True
+
+    def add(self, sock):
+        if sock is None:
+            return
+        with self.lock:
+            if not any(s is sock for s in self.socks):
+                self.socks.append(sock)
+            fired = self.fired
+        if fired:
+            _shutdown(sock)
+
+    def fire(self):
+        with self.lock:
+            if self.done:  # the attempt ended: its connection may be serving another one now
+                return
+            self.fired = True
+            for sock in self.socks:
+                _shutdown(sock)
+
+    def finish(self):
+        """No more shutting down from here on (the body is read, the
+        response closed)."""
+        with self.lock:
+            self.done = True
+
+    def __enter__(self):
+        self.token = _ATTEMPT.set(self)
+        self.timer.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.finish()
+        self.timer.cancel()
+        _ATTEMPT.reset(self.token)
+        return False
+
+
+def _shutdown(sock):
+    try:
+        fd = sock.fileno()
+    except (OSError, ValueError):
+        return
+    if fd < 0:
+        return
+    try:
+        # a duplicate descriptor: shutdown acts on the connection, and the
+        # socket object the other thread reads stays untouched
+        dup = socket.socket(fileno=os.dup(fd))
+    except OSError:
+        return
+    try:
+        dup.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    finally:
+        dup.close()
+
+
+def _register(sock):
+    attempt = _ATTEMPT.get()
+    if attempt is not None:
+        attempt.watched = True
+        attempt.add(sock)
+
+
+def _mark_sent():
+    attempt = _ATTEMPT.get()
+    if attempt is not None:
+        attempt.watched = True
+        attempt.sent = True
+
+
+@functools.lru_cache(maxsize=None)
+def _watched_pool_classes():
+    """urllib3 pool classes whose connections register their sockets with
+    the current attempt: when connecting (the raw socket, before TLS) and
+    when a request starts on a reused keep-alive connection. They also mark
+    the attempt ``sent`` just before the first byte of the request is
+    written: every write of http.client and urllib3 goes through ``send``.
+    Writes made while connecting (a proxy's CONNECT) are not the request."""
+    from urllib3.connection import HTTPConnection, HTTPSConnection
+    from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+    class _Watched:
+        def _new_conn(self):
+            sock = super()._new_conn()
+            _register(sock)
+            return sock
+
+        _lc_connecting = False
+
+        def connect(self):
+            self._lc_connecting = True
+            try:
+                super().connect()
+            finally:
+                self._lc_connecting = False
+            _register(getattr(self, "sock", None))
+
+        def putrequest(self, *args, **kwargs):
+            _register(getattr(self, "sock", None))
+            return super().putrequest(*args, **kwargs)
+
+        def send(self, data):
+            if not self._lc_connecting:
+                if self.sock is None and self.auto_open:
+                    self.connect()  # as http.client would: a failure here sent nothing
+                _mark_sent()
+            return super().send(data)
+
+    class WatchedHTTPConnection(_Watched, HTTPConnection):
+        pass
+
+    class WatchedHTTPSConnection(_Watched, HTTPSConnection):
+        pass
+
+    class WatchedHTTPPool(HTTPConnectionPool):
+        ConnectionCls = WatchedHTTPConnection
+
+    class WatchedHTTPSPool(HTTPSConnectionPool):
+        ConnectionCls = WatchedHTTPSConnection
+
+    return {"http": WatchedHTTPPool, "https": WatchedHTTPSPool}
+
+
+def _adapter_class():
+    from requests.adapters import HTTPAdapter
+
+    class WatchedAdapter(HTTPAdapter):
+        def init_poolmanager(self, *args, **kwargs):
+            super().init_poolmanager(*args, **kwargs)
+            self.poolmanager.pool_classes_by_scheme = dict(_watched_pool_classes())
+
+        def proxy_manager_for(self, proxy, **kwargs):
+            manager = super().proxy_manager_for(proxy, **kwargs)
+            if not proxy.lower().startswith("socks"):
+                # a SOCKS manager has pools of its own: replacing them would bypass
+                # the proxy; there the cut socket timeouts are the bound
+                manager.pool_classes_by_scheme = dict(_watched_pool_classes())
+            return manager
+
+    return WatchedAdapter
+
+
+# ------------------------------------------------------------ requests
 @dataclass(frozen=True)
 class RetryPolicy:
     max_attempts: int = 1
@@ -63,6 +338,9 @@ class Request:
     are the bytes sent. ``auth`` adds credentials at send time (per attempt),
     so a dry run never fetches a token and a signature gets a fresh timestamp.
     ``extra`` keys are copied into the result (e.g. the recipients of a chunk).
+    ``stream_to``: for an action that saves content to a file, a callable
+    given each chunk of a 2xx body; such a body is not held in memory, so it
+    is exempt from ``MAX_BODY`` (the deadline still applies).
     """
 
     method: str
@@ -73,6 +351,22 @@ class Request:
     retry: RetryPolicy = UNSENT_ONLY
     auth: Optional[object] = None
     extra: dict = field(default_factory=dict)
+    stream_to: Optional[Callable] = None
+
+    def __repr__(self):
+        # headers, params and body carry credentials (an OAuth token request
+        # has client_secret in its body): only their names and sizes show
+        from urllib.parse import urlsplit
+
+        try:  # no user info, query or fragment: any of them may hold a secret
+            parts = urlsplit(self.url)
+            url = "%s://%s%s" % (parts.scheme, parts.netloc.rpartition("@")[2], parts.path)
+        except (TypeError, ValueError, AttributeError):
+            url = "<url>"
+        return "Request(%s %s, headers=%s, params=%s, body=%s, auth=%s)" % (
+            self.method, url, sorted(self.headers or {}), sorted(self.params or {}),
+            "None" if self.body is None else "<%d bytes>" % len(self.body),
+            "None" if self.auth is None else type(self.auth).__name__)
 
     def describe(self):
         """What --dry-run prints: the request with credentials masked."""
@@ -100,11 +394,172 @@ def json_bytes(obj):
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-def _classify(exc):
-    """'unsent' if the request surely never reached the server, else 'maybe_sent'."""
+# ------------------------------------------------------------ parsing
+def _refuse_constant(name):
+    raise ValueError("%s is not valid JSON" % name)
+
+
+def _finite_float(text):
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError("number %s is out of range" % _short(text))
+    return value
+
+
+def _depth_ok(obj, limit):
+    stack = [(obj, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        if depth > limit:
+            return False
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return True
+
+
+def parse_json_body(body):
+    """(value, note): the strictly parsed JSON body, or (None, why not).
+
+    Never raises: whatever the bytes, the caller keeps its result."""
+    if not body:
+        return None, None
+    cost = 64 * (body.count(b"{") + body.count(b"[")) + 32 * body.count(b",")
+    if cost > MAX_PARSE_COST:
+        return None, "body not parsed: it holds too many JSON values to parse within the memory bound"
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return None, "body is not valid UTF-8"
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    try:
+        value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except RecursionError:
+        return None, "body not parsed: JSON nested deeper than %d levels" % MAX_JSON_DEPTH
+    except ValueError as exc:  # JSONDecodeError, NaN/Infinity, an integer too long for int()
+        return None, "body is not valid JSON: %s" % _short_text(str(exc))
+    if not _depth_ok(value, MAX_JSON_DEPTH):
+        return None, "body not parsed: JSON nested deeper than %d levels" % MAX_JSON_DEPTH
+    return value, None
+
+
+def _short_text(text, limit=200):
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _raw_text(body):
+    """The first 64 KiB as text (undecodable bytes replaced)."""
+    return body[:MAX_RAW_BODY].decode("utf-8", "replace")
+
+
+def response_result(resp, body=None, cut=None):
+    """The SPEC result object for a received response.
+
+    ``body``: the bytes read (``resp.content`` when None, for callers holding
+    a fully read response). ``cut``: why reading stopped early, or None."""
+    if body is None:
+        body = resp.content or b""
+    result = {
+        "status_code": resp.status_code,
+        "reason": resp.reason or "",
+        "response_headers": dict(resp.headers),
+        "json_body": None,
+    }
+    note = None
+    if cut is None:
+        result["json_body"], note = parse_json_body(body)
+    if body and result["json_body"] is None:
+        result["raw_body"] = _raw_text(body)
+        if cut is not None or len(body) > MAX_RAW_BODY:
+            result["raw_body_truncated"] = True
+    if cut is not None:
+        result["error"] = cut
+    elif note is not None:
+        result["note"] = note
+    return result
+
+
+def _cert_verify_failed(exc):
+    """Whether ``exc`` (anywhere in its chain of wrapped errors) is a failed
+    certificate verification: an untrusted, expired or mismatched
+    certificate. Retrying cannot fix it."""
+    import ssl
+
+    seen = 0
+    pending = [exc]
+    while pending and seen < 20:
+        err = pending.pop()
+        seen += 1
+        if isinstance(err, ssl.SSLCertVerificationError) or type(err).__name__ == "CertificateError":
+            return True
+        if isinstance(err, BaseException):
+            pending.extend(a for a in err.args if isinstance(a, BaseException))
+            pending.extend(e for e in (getattr(err, "reason", None), err.__cause__, err.__context__)
+                           if isinstance(e, BaseException))
+    return "CERTIFICATE_VERIFY_FAILED" in str(exc)
+
+
+def failure_result(kind, exc):
+    """The result object for a request that got no HTTP response."""
+    import requests
+
+    if isinstance(exc, requests.exceptions.SSLError):
+        reason = "TLS verification failed" if _cert_verify_failed(exc) else "TLS setup failed"
+    elif isinstance(exc, requests.exceptions.Timeout):
+        reason = "Timed out"
+    elif isinstance(exc, requests.exceptions.ProxyError):
+        reason = "Proxy error"
+    else:
+        reason = "Connection failed"
+    result = {
+        "status_code": 0,
+        "reason": reason,
+        "response_headers": {},
+        "json_body": None,
+        "error": "%s: %s" % (type(exc).__name__, exc),
+        "delivery": "not sent" if kind == "unsent" else "unknown",
+    }
+    if kind == "unsent":
+        result["note"] = ("not sent: the connection or its TLS setup failed before any byte of the "
+                          "request was written")
+    return result
+
+
+def _deadline_result(seconds, started):
+    """A request reached or past the deadline. ``started``: whether any of
+    it may have gone out (then it may have been processed)."""
+    result = {"status_code": 0, "reason": "Deadline exceeded", "response_headers": {}, "json_body": None}
+    if started:
+        result["error"] = "the action's deadline of %g s was reached before the answer was complete" % seconds
+        result["delivery"] = "unknown"
+    else:
+        result["delivery"] = "not sent"
+        result["note"] = ("not sent: the action's deadline of %g s was reached before this request could "
+                          "be sent; nothing of it left the machine" % seconds)
+    return result
+
+
+#: A socket timeout this close to the deadline is the deadline's doing (the
+#: timeouts were cut to it), whichever of the two fired first.
+_DEADLINE_SLACK = 0.25
+
+
+def _classify(exc, watch=None):
+    """'unsent' if the request surely never reached the server, else 'maybe_sent'.
+
+    ``watch``: the attempt. When its connection was a watched one, whether a
+    byte of the request was written is known, and decides; otherwise (a
+    SOCKS proxy) the exception type does."""
     import requests
     from urllib3.exceptions import NewConnectionError
 
+    if watch is not None and watch.watched:
+        return "maybe_sent" if watch.sent else "unsent"
     if isinstance(exc, (requests.exceptions.ConnectTimeout, requests.exceptions.ProxyError)):
         return "unsent"
     if isinstance(exc, requests.exceptions.ConnectionError):
@@ -115,48 +570,58 @@ def _classify(exc):
     return "maybe_sent"
 
 
-def response_result(resp):
-    """The SPEC result object for a received response."""
-    body = resp.content
-    json_body, raw = None, None
-    if body:
-        try:
-            json_body = json.loads(body)
-        except ValueError:
-            raw = body[:MAX_RAW_BODY].decode("utf-8", "replace")
-    result = {
-        "status_code": resp.status_code,
-        "reason": resp.reason or "",
-        "response_headers": dict(resp.headers),
-        "json_body": json_body,
-    }
-    if raw is not None:
-        result["raw_body"] = raw
-        if len(body) > MAX_RAW_BODY:
-            result["raw_body_truncated"] = True
-    return result
+# ------------------------------------------------------------ TLS bundle
+CA_BUNDLE_VARS = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 
 
-def failure_result(kind, exc):
-    """The result object for a request that got no HTTP response."""
-    import requests
+def env_ca_bundle():
+    """The CA bundle the environment names, or None. A name pointing to a
+    missing, unreadable or invalid file (not a PEM bundle holding at least
+    one certificate) is an InputError before anything is sent: requests
+    would otherwise fail every request at the TLS setup with an error that
+    reads like a network failure, though nothing left the machine."""
+    for name in CA_BUNDLE_VARS:
+        path = os.environ.get(name)
+        if path:
+            problem = _ca_bundle_problem(path)
+            if problem:
+                raise InputError("invalid environment: %s" % name,
+                                 [{"path": "env." + name, "message": problem + "; fix the path or unset it"}])
+            return path
+    return None
 
-    if isinstance(exc, requests.exceptions.SSLError):
-        reason = "TLS verification failed"
-    elif isinstance(exc, requests.exceptions.Timeout):
-        reason = "Timed out"
-    elif isinstance(exc, requests.exceptions.ProxyError):
-        reason = "Proxy error"
-    else:
-        reason = "Connection failed"
-    return {
-        "status_code": 0,
-        "reason": reason,
-        "response_headers": {},
-        "json_body": None,
-        "error": "%s: %s" % (type(exc).__name__, exc),
-        "delivery": "not sent" if kind == "unsent" else "unknown",
-    }
+
+def _ca_bundle_problem(path):
+    """Why ``path`` cannot serve as a CA bundle, or None. Loading the bundle
+    is what requests does on every connection (via
+    ``SSLContext.load_verify_locations``), so the same call is the check; it
+    is made once per version of the file (its size and modification time)."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return "points to a file that does not exist"
+    except OSError as exc:
+        return "points to a file that cannot be read (%s)" % (exc.strerror or type(exc).__name__)
+    return _load_problem(path, info.st_mtime_ns, info.st_size, os.path.isdir(path))
+
+
+@functools.lru_cache(maxsize=16)
+def _load_problem(path, mtime_ns, size, is_dir):
+    import ssl
+
+    if is_dir:  # a c_rehash directory is read lazily, per certificate: only access is checkable
+        if not os.access(path, os.R_OK | os.X_OK):
+            return "points to a directory that cannot be read"
+        return None
+    try:
+        ssl.create_default_context(cafile=path)
+    except ssl.SSLError as exc:
+        return ("points to a file that is not a valid PEM CA bundle (%s)"
+                % _short_text(str(getattr(exc, "reason", None) or exc), 120))
+    except (OSError, ValueError) as exc:
+        return "points to a file that cannot be read (%s)" % (getattr(exc, "strerror", None)
+                                                              or type(exc).__name__)
+    return None
 
 
 class HttpClient:
@@ -167,23 +632,23 @@ class HttpClient:
     machine whose owner added a corporate CA keeps verifying instead of
     turning verification off. ``proxy`` (for both http and https) comes from
     the asset only: environment proxies and .netrc are ignored, so what an
-    asset says is what happens. ``timeout`` is (connect, read), always passed.
+    asset says is what happens. ``timeout`` is (connect, read) per attempt,
+    always passed, cut to the deadline's time left.
     ``sleep`` is injectable so tests can run retry loops without waiting.
     """
 
     def __init__(self, verify=True, proxy=None, timeout=DEFAULT_TIMEOUT, sleep: Callable = time.sleep,
                  pool_size=10):
         import requests
-        from requests.adapters import HTTPAdapter
 
         if verify is True:
-            verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+            verify = env_ca_bundle() or True
         self.verify = verify
         self.timeout = timeout
         self.sleep = sleep
         self.session = requests.Session()
         self.session.trust_env = False  # proxies come from the asset only, never the environment
-        adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
+        adapter = _adapter_class()(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
         self.session.headers["User-Agent"] = "line-connector/0.1"
@@ -194,68 +659,146 @@ class HttpClient:
 
     def _attempt_timeout(self, remaining):
         """(connect, read) for one attempt: the client's timeouts, cut to the
-        time left before the retry deadline."""
+        time left."""
         connect, read = self.timeout
         return (min(connect, remaining), min(read, remaining))
 
     def send(self, request: Request):
-        """Perform ``request`` under its retry policy; never raises for HTTP or
+        """Perform ``request`` under its retry policy and the current
+        deadline (a default one when none is set); never raises for HTTP or
         network failures (they are results). Returns the result dict."""
+        if _DEADLINE.get() is None:
+            with deadline_scope(DEFAULT_DEADLINE):
+                return self._send(request)
+        return self._send(request)
+
+    def _send(self, request):
         import requests
 
         policy = request.retry
+        deadline = _DEADLINE.get()
         started = time.monotonic()
         attempt = 0
         uncertain = False  # did any attempt possibly reach the server without a clear answer?
+        result = None
         while True:
+            if time_left() < MIN_ATTEMPT_TIME:
+                if result is None:  # never started: say so, nothing left the machine
+                    result = _deadline_result(deadline.seconds, started=False)
+                break
             attempt += 1
-            timeout = self.timeout if attempt == 1 else \
-                self._attempt_timeout(policy.deadline - (time.monotonic() - started))
             headers = dict(request.headers)
             if request.auth is not None:
-                headers.update(request.auth.headers(self, request))
+                headers.update(request.auth.headers(self, request))  # may fetch a token: same deadline
+            left = time_left()
+            if left <= 0:  # the token fetch used it all: this attempt is not made
+                attempt -= 1
+                if result is None:
+                    result = _deadline_result(deadline.seconds, started=False)
+                break
+            timeout = self._attempt_timeout(left)
+            if attempt > 1:
+                timeout = self._attempt_timeout(min(left, policy.deadline - (time.monotonic() - started)))
             retryable = False
-            try:
-                resp = self.session.request(
-                    request.method, request.url, params=request.params, data=request.body,
-                    headers=headers, timeout=timeout, verify=self.verify,
-                    proxies=self.proxies, allow_redirects=False)
-            except requests.exceptions.RequestException as exc:
-                kind = _classify(exc)
-                result = failure_result(kind, exc)
-                uncertain = uncertain or kind == "maybe_sent"
-                if not isinstance(exc, requests.exceptions.SSLError):
-                    retryable = policy.retry_unsent if kind == "unsent" else policy.retry_maybe_sent
-            else:
-                result = response_result(resp)
-                uncertain = uncertain or resp.status_code >= 500
-                retryable = resp.status_code in policy.retry_statuses
+            with _Attempt(deadline.at) as watch:
+                try:
+                    resp = self.session.request(
+                        request.method, request.url, params=request.params, data=request.body,
+                        headers=headers, timeout=timeout, verify=self.verify,
+                        proxies=self.proxies, allow_redirects=False, stream=True)
+                except requests.exceptions.RequestException as exc:
+                    kind = _classify(exc, watch)
+                    if watch.fired or (isinstance(exc, requests.exceptions.Timeout)
+                                       and time_left() <= _DEADLINE_SLACK):
+                        result = _deadline_result(deadline.seconds, started=kind != "unsent")
+                        uncertain = uncertain or kind != "unsent"
+                    else:
+                        result = failure_result(kind, exc)
+                        uncertain = uncertain or kind == "maybe_sent"
+                        if not isinstance(exc, requests.exceptions.SSLError):
+                            # a certificate or CA bundle does not change by retrying
+                            retryable = policy.retry_unsent if kind == "unsent" else policy.retry_maybe_sent
+                else:
+                    if watch.fired:
+                        # cut while the head was arriving: what urllib3 parsed of a
+                        # truncated header block (a status, some headers) is no answer
+                        resp.close()
+                        result = _deadline_result(deadline.seconds, started=True)
+                        uncertain = True
+                    else:
+                        result = self._read(request, resp, watch, deadline)
+                        if "error" in result:  # cut by the deadline or the size bound
+                            # the answer could not be read whole, so whether the
+                            # service accepted the request is not known (NXCloud
+                            # and Sobot say so in the body), whatever the status
+                            uncertain = True
+                        else:
+                            uncertain = uncertain or resp.status_code >= 500
+                            retryable = resp.status_code in policy.retry_statuses
             if not retryable or attempt >= policy.max_attempts:
                 break
             pause = policy.delay(attempt)
-            if time.monotonic() - started + pause + MIN_ATTEMPT_TIME > policy.deadline:
+            if time.monotonic() - started + pause + MIN_ATTEMPT_TIME > policy.deadline \
+                    or time_left() < pause + MIN_ATTEMPT_TIME:
                 break
             self.sleep(pause)
             if time.monotonic() - started + MIN_ATTEMPT_TIME > policy.deadline:
                 break  # the sleep overran: no attempt is started that could not finish in time
-        result["attempts"] = attempt
-        failed = result["status_code"] == 0 or result["status_code"] >= 400
+        if attempt:
+            result["attempts"] = attempt
+        failed = result["status_code"] == 0 or result["status_code"] >= 400 or "error" in result
         if failed and uncertain and request.method != "GET":
             # an earlier or the last attempt may have been processed: never claim it was not
             result["delivery"] = "unknown"
         result.update(request.extra)
         return result
 
+    def _read(self, request, resp, watch, deadline):
+        """Read the body of ``resp`` within the deadline and the size bound;
+        always closes the response. Returns the result."""
+        body = bytearray()
+        cut = None
+        sink = request.stream_to if request.stream_to is not None and 200 <= resp.status_code < 300 else None
+        try:
+            for chunk in resp.iter_content(CHUNK):
+                if sink is not None:
+                    sink(chunk)  # the file holds the content: memory holds nothing of it
+                else:
+                    body += chunk
+                    if len(body) > MAX_BODY:
+                        cut = ("response body larger than %d MiB: the rest was not read (first %d KiB kept)"
+                               % (MAX_BODY // (1024 * 1024), MAX_RAW_BODY // 1024))
+                        del body[MAX_RAW_BODY:]
+                        break
+                if time.monotonic() >= deadline.at:
+                    watch.fire()
+                    break
+        except Exception as exc:  # requests/urllib3 errors, or the sink's own
+            if not watch.fired:
+                cut = "the response body could not be read to the end: %s" % _short_text(
+                    "%s: %s" % (type(exc).__name__, exc))
+        finally:
+            resp.close()
+            watch.finish()
+        if watch.fired and cut is None:
+            cut = ("the action's deadline of %g s was reached while reading the response body; "
+                   "the rest was not read" % deadline.seconds)
+        return response_result(resp, bytes(body), cut)
+
 
 _CLIENTS = {}
+_CLIENTS_LOCK = threading.Lock()
 
 
 def client_for(verify=True, proxy=None, timeout=DEFAULT_TIMEOUT, pool_size=10):
     """A shared client per transport setting, so repeated runs in one process
-    reuse connections."""
-    key = (bool(verify), proxy or None, tuple(timeout), pool_size)
-    client = _CLIENTS.get(key)
-    if client is None:
-        client = _CLIENTS[key] = HttpClient(verify=verify, proxy=proxy, timeout=tuple(timeout),
-                                            pool_size=pool_size)
+    reuse connections. The environment's CA bundle is part of the setting
+    (and checked here, before anything is sent)."""
+    bundle = env_ca_bundle() if verify is True else None
+    key = (bool(verify), bundle, proxy or None, tuple(timeout), pool_size)
+    with _CLIENTS_LOCK:
+        client = _CLIENTS.get(key)
+        if client is None:
+            client = _CLIENTS[key] = HttpClient(verify=verify, proxy=proxy, timeout=tuple(timeout),
+                                                pool_size=pool_size)
     return client

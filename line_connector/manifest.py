@@ -75,11 +75,15 @@ def load_checked_yaml(path, meta_relpath, what):
 
 
 def _remember(path, data):
-    """Best effort: a read-only or missing cache only costs speed."""
+    """Best effort: a read-only or missing cache only costs speed. The
+    directories are made 0700 whatever the umask, as every directory the
+    pack creates (the cache root may be made here first)."""
     import tempfile
 
+    from .state import _make_private_dirs
+
     try:
-        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        _make_private_dirs(os.path.dirname(path))
         fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(data, fh)

@@ -1,17 +1,44 @@
 """Keeps secrets out of everything the pack prints, logs or raises.
 
-Every secret value of the asset in use (and every token derived from one) is
-registered with a ``Redactor``; all output passes through ``scrub`` before it
-leaves the pack. Plain, URL-encoded, JSON-escaped and base64 forms are masked.
+Every secret value of the asset in use (and every token derived from one, and
+the user and password of any URL in the asset) is registered with a
+``Redactor`` before anything can fail; all output passes through ``scrub``
+before it leaves the pack.
+
+Masked forms of each secret (``_forms``): plain; URL-encoded (``quote`` with
+and without ``/`` safe, ``quote_plus``), as in query strings, form bodies and
+URLs, with upper- and lower-case escapes (``%2B`` and ``%2b``: RFC 3986
+makes them equal and servers echo either; LINE tokens hold ``+ / =``);
+JSON-escaped (ASCII and non-ASCII, and with ``/`` escaped, as PHP writes it); hex
+(lower and upper case); base64 (standard and URL-safe, padded and
+unpadded), and its part that stays the same when the secret sits inside a
+longer base64'd string at any byte offset (``base64("Bearer " + token)``,
+Basic auth's ``user:password``); and repr-escaped (``repr(s)``,
+``repr(s.encode())``, ``unicode_escape`` and ``backslashreplace``), the way
+Python's own exception texts quote a value (requests' ``InvalidHeader``
+prints ``repr`` of the header value).
+
+A body cut at 64 KiB can end in the middle of a secret the server echoed
+back: ``scrub_cut`` masks any tail that is the beginning of a secret form, down
+to ``MIN_CUT_PREFIX`` (1) character. Masking the last few characters of a body
+that is already marked truncated costs nothing; printing even two characters
+of a secret would be a partial leak, so no longer minimum is used.
 """
 import base64
 import json
-from urllib.parse import quote, quote_plus
+import re
+from urllib.parse import quote, quote_plus, unquote, unquote_plus
 
 MASK = "***"
 # Shorter values would mask innocent text everywhere (a 1-character "secret"
 # would blank every occurrence of that letter); real credentials are longer.
 MIN_SECRET_LENGTH = 4
+#: The inner part of a base64 form at a byte offset is masked only when at
+#: least this long: shorter runs of base64 characters occur by chance.
+MIN_INNER_BASE64 = 8
+#: The shortest tail of a truncated text that is masked when it begins a secret form.
+MIN_CUT_PREFIX = 1
+_REPLACEMENT = "\ufffd"  # a multi-byte character cut by the byte limit decodes to this
 
 
 class Secret(str):
@@ -22,14 +49,71 @@ class Secret(str):
 
 
 def _forms(value):
-    forms = {value, quote(value, safe=""), quote_plus(value), json.dumps(value)[1:-1],
-             json.dumps(value, ensure_ascii=False)[1:-1]}
-    raw = value.encode("utf-8")
+    """Every form of ``value`` to mask. Never fails, whatever the value holds
+    (a lone surrogate cannot be URL-encoded: that form is skipped, the
+    others still apply)."""
+    forms = {value}
+    makers = (lambda v: quote(v, safe=""), quote, quote_plus,
+              lambda v: json.dumps(v)[1:-1], lambda v: json.dumps(v, ensure_ascii=False)[1:-1],
+              lambda v: repr(v)[1:-1],
+              lambda v: v.encode("unicode_escape").decode("ascii"),
+              lambda v: v.encode("ascii", "backslashreplace").decode("ascii"))
+    for make in makers:
+        try:
+            forms.add(make(value))
+        except (UnicodeError, ValueError):
+            pass
+    forms |= {f.replace("/", "\\/") for f in forms if "/" in f}  # JSON's optional escape of "/"
+    forms |= {_PERCENT.sub(lambda m: m.group(0).lower(), f) for f in forms if "%" in f}
+    raw = value.encode("utf-8", "surrogatepass")  # never fails, even on a lone surrogate
+    forms.add(repr(raw)[2:-1])
+    forms.add(raw.hex())
+    forms.add(raw.hex().upper())
+    inner = set()
     for enc in (base64.b64encode, base64.urlsafe_b64encode):
         text = enc(raw).decode("ascii")
         forms.add(text)
         forms.add(text.rstrip("="))
-    return {f for f in forms if len(f) >= MIN_SECRET_LENGTH}
+        for offset in (0, 1, 2):
+            inner.add(_inner_base64(enc, raw, offset))
+    return {f for f in forms if len(f) >= MIN_SECRET_LENGTH} | {f for f in inner if len(f) >= MIN_INNER_BASE64}
+
+
+_PERCENT = re.compile(r"%[0-9A-F]{2}")
+
+
+def _inner_base64(encode, raw, offset):
+    """The characters of ``encode(prefix + raw + suffix)`` that depend on
+    ``raw`` alone, for any prefix of ``offset`` bytes (mod 3) and any
+    suffix: base64 character i holds bits 6i..6i+5 of the input, and ``raw``
+    fills bits 8*offset..8*(offset+len(raw))-1."""
+    text = encode(b"\0" * offset + raw).decode("ascii")
+    first = -(-4 * offset // 3)                # ceil(8*offset / 6)
+    end = 4 * (offset + len(raw)) // 3         # floor(8*(offset+len) / 6)
+    return text[first:end]
+
+
+def url_secrets(url):
+    """The user and password parts of ``url``'s ``user:password@`` (raw and
+    percent-decoded, and each piece around a stray ``@`` or ``:``), found
+    without a URL parser: the URL may be one that parsers refuse, and their
+    error text is exactly where it would leak."""
+    if not isinstance(url, str) or "@" not in url:
+        return []
+    rest = url.split("://", 1)[1] if "://" in url else url
+    for stop in "/?#":
+        rest = rest.split(stop, 1)[0]
+    if "@" not in rest:
+        return []
+    userinfo = rest.rsplit("@", 1)[0]
+    user, _, password = userinfo.partition(":")
+    parts = {userinfo, user, password}
+    for sep in "@:":
+        parts.update(userinfo.split(sep))
+    for p in list(parts):
+        parts.add(unquote(p))
+        parts.add(unquote_plus(p))
+    return sorted(p for p in parts if p)
 
 
 class Redactor:
@@ -43,8 +127,16 @@ class Redactor:
             merged = set(self._needles) | _forms(value)
             self._needles = sorted(merged, key=len, reverse=True)
 
+    def add_url(self, url):
+        """Register the user and password inside ``url``, if it has any."""
+        for part in url_secrets(url):
+            self.add(part)
+
     def __bool__(self):
         return bool(self._needles)
+
+    def __repr__(self):
+        return "Redactor(%d forms)" % len(self._needles)
 
     def scrub(self, text):
         if not isinstance(text, str):
@@ -54,20 +146,56 @@ class Redactor:
                 text = text.replace(needle, MASK)
         return text
 
+    def scrub_cut(self, text):
+        """``scrub`` for a text cut at a size limit: also mask a tail that
+        begins a secret form (the rest of it was cut off)."""
+        text = self.scrub(text)
+        if not isinstance(text, str) or not self._needles:
+            return text
+        body = text.rstrip(_REPLACEMENT)
+        longest = 0
+        for needle in self._needles:
+            for k in range(min(len(needle) - 1, len(body)), MIN_CUT_PREFIX - 1, -1):
+                if k > longest and body.endswith(needle[:k]):
+                    longest = k
+                    break
+        if longest:
+            return body[:-longest] + MASK
+        return text
+
     def scrub_obj(self, obj):
-        """Return a copy of a JSON-like value with every string scrubbed."""
+        """Return a copy of a JSON-like value with every string scrubbed.
+        A result marked ``raw_body_truncated`` has its ``raw_body`` scrubbed
+        with ``scrub_cut``. Iterative, so a value nested deeper than Python's
+        recursion limit (a hostile server's answer) is scrubbed too."""
         if not self._needles:
             return obj
-        if isinstance(obj, str):
+        if not isinstance(obj, (dict, list, tuple)):
             return self.scrub(obj)
-        if isinstance(obj, dict):
-            return {self.scrub(k): self.scrub_obj(v) for k, v in obj.items()}
-        if isinstance(obj, (list, tuple)):
-            if obj and set(map(type, obj)) == {str}:
-                # long lists of plain strings (a chunk's recipients): one search
-                # over the joined text instead of one per item when it is clean
-                joined = "\n".join(obj)
-                if not any(needle in joined for needle in self._needles):
-                    return list(obj)
-            return [self.scrub_obj(v) for v in obj]
-        return obj
+        root = [None]
+        stack = [(obj, root, 0, False)]  # (value, where the copy goes, its key there, cut?)
+        while stack:
+            value, parent, key, cut = stack.pop()
+            if isinstance(value, str):
+                parent[key] = self.scrub_cut(value) if cut else self.scrub(value)
+            elif isinstance(value, dict):
+                out = parent[key] = {}
+                truncated = bool(value.get("raw_body_truncated"))
+                for k, v in value.items():
+                    k2 = self.scrub(k)
+                    out[k2] = None  # keeps the key order; filled when popped
+                    stack.append((v, out, k2, truncated and k == "raw_body"))
+            elif isinstance(value, (list, tuple)):
+                if value and set(map(type, value)) == {str}:
+                    # long lists of plain strings (a chunk's recipients): one search
+                    # over the joined text instead of one per item when it is clean
+                    joined = "\n".join(value)
+                    if not any(needle in joined for needle in self._needles):
+                        parent[key] = list(value)
+                        continue
+                out = parent[key] = [None] * len(value)
+                for i, v in enumerate(value):
+                    stack.append((v, out, i, False))
+            else:
+                parent[key] = value
+        return root[0]

@@ -6,11 +6,13 @@
 Used by the CLI, the Python API (``run_action``) and the pytest fixture, so
 all three behave the same way.
 """
-from .errors import ActionError, AuthFailed, InputError
-from .http import DEFAULT_TIMEOUT, client_for
+from .errors import ActionError, AuthFailed, InputError, ManifestError
+from .http import DEFAULT_DEADLINE, DEFAULT_TIMEOUT, check_seconds, client_for, deadline_scope
 from .manifest import manifest
+from . import state
 from .redaction import Redactor
-from .validation import apply_defaults, errors_to_details, iter_errors, validator_for_inline
+from .validation import (apply_defaults, errors_to_details, iter_errors, json_value_problems, url_problems,
+                         validator_for_inline)
 
 
 def _asset_details(asset_name, values):
@@ -25,6 +27,56 @@ def secret_fields(spec):
     for asset_name in spec.assets:
         names.update(manifest().asset(asset_name).secret_fields)
     return names
+
+
+# ------------------------------------------------ secrets and plain-JSON checks
+
+def _register_secrets(redactor, asset):
+    """Register every secret the asset holds before anything can fail: the
+    ``format: password`` field of every asset of the pack (a secret given
+    under another asset's field name is still a secret), and the user and
+    password of any URL in it (``http_proxy`` may legitimately carry them)."""
+    if not isinstance(asset, dict):
+        return
+    m = manifest()
+    for asset_name in m.asset_names:
+        for key in m.asset(asset_name).secret_fields:
+            redactor.add(asset.get(key))
+    for value in asset.values():
+        redactor.add_url(value)
+
+
+def _no_credentials(spec, asset):
+    """True when the asset holds none of the fields any accepted asset requires."""
+    if asset is None:
+        return True
+    if not isinstance(asset, dict):
+        return False
+    required = set()
+    for asset_name in spec.assets:
+        required.update(manifest().asset(asset_name).schema.get("required", ()))
+    return not (required & set(asset))
+
+
+NO_ASSET = ('no asset given: pass {"asset": {...}} or try --sandbox to run against the embedded sandbox')
+TRY_SANDBOX = "no account yet? add --sandbox to run against the embedded emulator with its own credentials"
+
+
+def _internal_error(redactor, exc):
+    """An ``InternalError`` for an unexpected exception: its type and its
+    text with secrets masked, never the exception itself."""
+    from .errors import InternalError
+
+    text = ""
+    if not isinstance(exc, UnicodeError):  # its text quotes a character of the string, maybe a secret
+        try:
+            text = redactor.scrub(str(exc))
+        except Exception:
+            pass
+    if len(text) > 500:  # cut after scrubbing: no partial secret is left to show
+        text = text[:500] + "..."
+    kind = type(exc).__name__
+    return InternalError("internal error: %s%s" % (kind, ": " + text if text else ""), kind)
 
 
 def select_asset(spec, given):
@@ -74,7 +126,7 @@ def summarize_failure(output):
 
 
 def run_action(name, asset=None, inputs=None, *, dry_run=False, timeout=None, sandbox=None,
-               client=None, progress=None):
+               client=None, progress=None, deadline=None):
     """Run one action and return its output (what the CLI prints).
 
     Raises ``InputError`` (nothing sent) or ``ActionError`` (refused or
@@ -82,26 +134,55 @@ def run_action(name, asset=None, inputs=None, *, dry_run=False, timeout=None, sa
 
     ``sandbox``: a running ``line_connector.sandbox.Sandbox``; the asset's
     URLs are pointed at it and missing credentials filled with its own.
-    ``timeout``: (connect, read) seconds or one number for both.
+    ``timeout``: (connect, read) seconds or one number for both, per attempt.
+    ``deadline``: seconds the whole action may take (default 60): every
+    request, retry, token fetch and lock wait of the run ends within it,
+    whatever a server does; a request it leaves no time for is reported
+    ``"delivery": "not sent"``, one it cuts ``"unknown"``. A zero, negative,
+    infinite or NaN ``timeout``/``deadline`` is an ``InputError``.
     ``progress``: called as progress(done, total) during multi-request sends.
     """
     spec = _spec(name)
     asset = {} if asset is None else asset
     inputs = {} if inputs is None else inputs
     redactor = Redactor()
-    if isinstance(asset, dict):
-        for key in secret_fields(spec):
-            redactor.add(asset.get(key))
+    _register_secrets(redactor, asset)  # first: everything below may fail and print
+    failure = None
+    # --sandbox runs keep their tokens and retry keys in a private temporary
+    # state directory (one per Sandbox), never in the user's cache (SPEC 8)
+    state_scope = state.private(sandbox) if sandbox is not None else None
     try:
+        import time
+
+        started = time.monotonic()  # the deadline counts from here, validation and token fetches included
+        deadline = DEFAULT_DEADLINE if deadline is None else check_seconds(deadline, "deadline")
+        if timeout is not None:
+            pair = (timeout, timeout) if not isinstance(timeout, (tuple, list)) else tuple(timeout)
+            if len(pair) != 2:
+                raise InputError("invalid timeout", [{"path": "timeout",
+                                                      "message": "must be seconds or (connect, read) seconds"}])
+            timeout = tuple(check_seconds(t, "timeout") for t in pair)
+        state.store()  # an unusable LINE_CONNECTOR_STATE is exit 2 before anything is sent
         if sandbox is not None:
             asset = sandbox.asset_for(spec.assets, asset)
-            for key in secret_fields(spec):
-                redactor.add(asset.get(key))
+            _register_secrets(redactor, asset)
+        # plain JSON first: the schema validator recurses and compares numbers
+        not_json = json_value_problems(asset, "asset") + json_value_problems(inputs, "inputs")
+        if not_json:
+            raise InputError("asset and inputs must be plain JSON", not_json)
         asset_name, asset_values, inputs_error = None, None, None
         try:
             asset_name, asset_values = select_asset(spec, asset)
         except InputError as exc:  # report the inputs' errors too, in one go
             inputs_error = exc
+            if _no_credentials(spec, asset):
+                inputs_error = InputError(NO_ASSET, exc.details)
+            elif sandbox is None:
+                inputs_error = InputError(exc.message + "; " + TRY_SANDBOX, exc.details)
+        else:
+            bad_urls = url_problems(asset_values)
+            if bad_urls:
+                inputs_error = InputError("invalid asset", bad_urls)
         details = []
         if not isinstance(inputs, dict):
             details = [{"path": "inputs", "message": "must be a JSON object"}]
@@ -114,8 +195,6 @@ def run_action(name, asset=None, inputs=None, *, dry_run=False, timeout=None, sa
         cls = spec.load_class()
         if timeout is None:
             timeout = DEFAULT_TIMEOUT
-        elif isinstance(timeout, (int, float)):
-            timeout = (float(timeout), float(timeout))
         if client is None:
             client = client_for(verify=asset_values.get("verify_ssl", True),
                                 proxy=asset_values.get("http_proxy"), timeout=timeout,
@@ -124,14 +203,27 @@ def run_action(name, asset=None, inputs=None, *, dry_run=False, timeout=None, sa
         action.spec = spec
         if dry_run and not cls.local:
             return redactor.scrub_obj([r.describe() for r in action.build(inputs)])
-        raw, ok = action.execute(inputs)
+        with deadline_scope(deadline, start=started):  # read by every send of the run, worker threads too
+            raw, ok = action.execute(inputs)
+        state.annotate(raw)
+    # Each error is rebuilt from scrubbed text and raised after the except
+    # blocks, so it carries neither __cause__ nor __context__: the original
+    # (its args, repr, traceback locals) may hold a secret.
     except InputError as exc:
-        raise InputError(redactor.scrub(exc.message), redactor.scrub_obj(exc.details)) from None
+        failure = InputError(redactor.scrub(exc.message), redactor.scrub_obj(exc.details))
     except ActionError as exc:
-        raise ActionError(redactor.scrub(exc.message), redactor.scrub_obj(exc.output)) from None
+        failure = ActionError(redactor.scrub(exc.message), redactor.scrub_obj(exc.output))
     except AuthFailed as exc:  # raised outside a send (e.g. by a local action)
-        out = redactor.scrub_obj([exc.result])
-        raise ActionError(redactor.scrub(str(exc)), out) from None
+        failure = ActionError(redactor.scrub(str(exc)), redactor.scrub_obj([exc.result]))
+    except ManifestError as exc:
+        failure = ManifestError(redactor.scrub(str(exc)))
+    except Exception as exc:  # a bug: never let its text or its chain out unscrubbed
+        failure = _internal_error(redactor, exc)
+    finally:
+        if state_scope is not None:
+            state_scope.close()
+    if failure is not None:
+        raise failure
     output = redactor.scrub_obj(raw)
     for key in action.reveal(raw, inputs):
         output[key] = raw[key]

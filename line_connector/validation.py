@@ -9,13 +9,30 @@ Rules JSON Schema lacks are added as keywords, so they stay in the data:
 
 * ``maxUtf16Length``: LINE counts text length in UTF-16 code units, so an
   emoji outside the BMP counts 2, where ``maxLength`` would count 1.
+* ``maxGraphemes``: the properties LINE's "Character counting in a text" page
+  lists (action labels, postback displayText, buttons text, ...) are counted
+  in extended grapheme clusters (Unicode UAX #29), so a family emoji of 7
+  code points counts 1. Segmenting uses the ``regex`` package's ``\\X``,
+  imported only when the string has more code points than the limit: a
+  string has at most as many grapheme clusters as code points (and at most
+  as many code points as UTF-16 units), so a shorter one cannot fail and the
+  common case costs one ``len()``.
+* ``sameLengthAcrossItems: "<key>"`` on an array of objects: every item's
+  ``<key>`` array has the same length (LINE: every carousel column has the
+  same number of actions). The error points at the first column that differs.
 * ``numericMaximum``: an upper bound for a number written as a digit string.
+* ``finite: true``: not NaN or infinite. Python's json module reads ``NaN``
+  and ``Infinity``, and NaN passes every ``minimum``/``maximum`` (all its
+  comparisons are false), so a bounded number needs this too.
 * ``discriminator`` (as in OpenAPI: ``{"propertyName", "mapping"}``): a
   union such as LINE's message object is checked against the one variant its
   ``type`` names, instead of probing every variant with ``if``/``then``
   (10x faster, and errors point into the right variant). An unknown value is
   reported by the union's own ``properties.<name>.enum``.
 * format ``yyyymmdd``: a real calendar date written as 8 digits.
+* formats ``line-date`` / ``line-datetime``: the date part of a datetime
+  picker's ``yyyy-MM-dd`` / ``yyyy-MM-ddTHH:mm`` is a real calendar date
+  (the schema's pattern alone lets 2023-02-31 through).
 
 One keyword is given a faster implementation with the same meaning:
 ``items`` whose item schema is a plain string rule (type, pattern, length;
@@ -26,7 +43,9 @@ only hands the failing ones to the full validator, so a multicast to
 Error messages never quote the offending value: it may be a secret.
 """
 import datetime
+import itertools
 import json
+import math
 import os
 import re
 from functools import lru_cache, partial
@@ -69,14 +88,63 @@ def _retrieve(uri):
 
 
 def _utf16_len(text):
-    return len(text.encode("utf-16-le")) // 2
+    # surrogatepass: JSON text may carry a lone surrogate ("\\ud800"), which
+    # Python's json reads into a str that strict UTF-16 cannot encode
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
 def _max_utf16_length(validator, limit, instance, schema):
-    if validator.is_type(instance, "string") and _utf16_len(instance) > limit:
+    # a code point is 1 or 2 UTF-16 units: only strings between limit/2 and
+    # limit code points long need encoding
+    if type(instance) is not str and not validator.is_type(instance, "string"):
+        return
+    n = len(instance)
+    if n * 2 > limit and (n > limit or _utf16_len(instance) > limit):
         from jsonschema import ValidationError
 
         yield ValidationError("is longer than %d characters (UTF-16 units)" % limit)
+
+
+def grapheme_count(text, limit=None):
+    """Number of extended grapheme clusters in ``text`` (what a reader sees
+    as one character: an emoji ZWJ sequence, a flag, a letter with its
+    combining accents).
+
+    With ``limit``, counting stops at ``limit + 1`` clusters: the answer to
+    "is it longer than limit?" stays exact, and a megabyte string costs
+    O(limit) instead of segmenting all of it."""
+    import regex  # imported lazily: only long strings need it
+
+    if limit is None:
+        return len(regex.findall(r"\X", text))
+    return sum(1 for _ in itertools.islice(regex.finditer(r"\X", text), limit + 1))
+
+
+def _max_graphemes(validator, limit, instance, schema):
+    # grapheme clusters <= code points: a string of at most `limit` code
+    # points passes without segmenting
+    if type(instance) is not str and not validator.is_type(instance, "string"):
+        return
+    if len(instance) > limit and grapheme_count(instance, limit) > limit:
+        from jsonschema import ValidationError
+
+        yield ValidationError("is longer than %d characters (grapheme clusters)" % limit)
+
+
+def _same_length_across_items(validator, key, instance, schema):
+    """Every item's ``key`` array has as many elements as the first item's."""
+    if not validator.is_type(instance, "array"):
+        return
+    counts = [(i, len(item[key])) for i, item in enumerate(instance)
+              if isinstance(item, dict) and isinstance(item.get(key), list)]
+    for index, count in counts[1:]:
+        if count != counts[0][1]:
+            from jsonschema import ValidationError
+
+            yield ValidationError(
+                "must have the same number of %s as every other item (item %d has %d, this one %d)"
+                % (key, counts[0][0], counts[0][1], count), path=[index, key])
+            return
 
 
 def _numeric_maximum(validator, limit, instance, schema):
@@ -85,6 +153,13 @@ def _numeric_maximum(validator, limit, instance, schema):
         from jsonschema import ValidationError
 
         yield ValidationError("must be at most %d" % limit)
+
+
+def _finite(validator, wanted, instance, schema):
+    if wanted and isinstance(instance, float) and not math.isfinite(instance):
+        from jsonschema import ValidationError
+
+        yield ValidationError("must be a finite number")
 
 
 def _discriminator(validator, spec, instance, schema):
@@ -172,8 +247,25 @@ def _validator_class():
         datetime.date(int(value[:4]), int(value[4:6]), int(value[6:]))
         return True
 
+    @checker.checks("line-date", raises=ValueError)
+    def _is_line_date(value):
+        # the schema's pattern checks the shape and range; this checks the
+        # day exists (no 2023-02-31)
+        if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+            datetime.date(int(value[:4]), int(value[5:7]), int(value[8:10]))
+        return True
+
+    @checker.checks("line-datetime", raises=ValueError)
+    def _is_line_datetime(value):
+        if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}", value):
+            datetime.date(int(value[:4]), int(value[5:7]), int(value[8:10]))
+        return True
+
     cls = validators.extend(Draft202012Validator, {"maxUtf16Length": _max_utf16_length,
+                                                       "maxGraphemes": _max_graphemes,
+                                                       "sameLengthAcrossItems": _same_length_across_items,
                                                        "numericMaximum": _numeric_maximum,
+                                                       "finite": _finite,
                                                        "discriminator": _discriminator,
                                                        "items": partial(_items, Draft202012Validator.VALIDATORS["items"])})
     return cls, checker
@@ -295,6 +387,10 @@ def _describe(error):
     if v == "format":
         if val == "yyyymmdd":
             return [], "must be a real calendar date written yyyyMMdd (e.g. 20191231)"
+        if val == "line-date":
+            return [], "must be a real calendar date written yyyy-MM-dd (e.g. 2017-06-18)"
+        if val == "line-datetime":
+            return [], "must be a real calendar date and time written yyyy-MM-ddTHH:mm (e.g. 2017-06-18T06:15)"
         return [], "must be a valid %s" % val
     if v in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"):
         words = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">",
@@ -304,7 +400,7 @@ def _describe(error):
         return [], "must not have %s" % " together with ".join(val["required"])
     if v in ("oneOf", "anyOf"):
         return [], "matches none of the allowed forms"
-    if v in ("maxUtf16Length", "numericMaximum"):
+    if v in ("maxUtf16Length", "maxGraphemes", "numericMaximum", "sameLengthAcrossItems", "finite"):
         return [], error.message
     if v == "dependentRequired":
         for key, needs in val.items():
@@ -365,3 +461,148 @@ def validator_for_inline(key, schema):
     cached under ``key``."""
     _INLINE.setdefault(key, schema)
     return _dict_validator(key)
+
+
+# ------------------------------------------------ plain JSON and URLs
+# Checks that run before the schema: the schema validator recurses and
+# compares numbers, and requests quotes a URL (with its password) in errors.
+
+#: Deepest nesting of objects and arrays accepted in ``inputs`` and ``asset``
+#: (the value itself is level 1). A LINE flex message is the deepest payload:
+#: inputs > messages > message > carousel > contents > bubble > body box >
+#: contents is 8 levels, and each nested box adds 2, so 64 leaves room for 28
+#: nested boxes, far more than a chat bubble can show. The limit also keeps the
+#: recursive schema validator (several Python frames per level) far from
+#: Python's recursion limit: it crashed with RecursionError between 150 and
+#: 200 levels of flex boxes (tests/reliability/test_inputs.py checks 64 works).
+MAX_DEPTH = 64
+#: Integers must fit in 64 bits: every integer the vendors define is a Java
+#: int or long (seeds) or a LINE count/timestamp; a bigger number is never
+#: valid and may not even serialize (Python refuses ints over 4300 digits).
+INT_MIN, INT_MAX = -2 ** 63, 2 ** 63 - 1
+
+
+def _valid_unicode(text):
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate (U+D800..U+DFFF): not text
+        return False
+    return True
+
+
+def _key_path(path, key):
+    if not _valid_unicode(key):
+        key = key.encode("utf-8", "backslashreplace").decode("utf-8")
+    return "%s.%s" % (path, key)
+
+
+def _scalar_problem(v):
+    """Why a non-container value is not plain JSON (or None)."""
+    if v is None or isinstance(v, bool):
+        return None
+    if isinstance(v, str):
+        if _valid_unicode(v):
+            return None
+        return "contains a lone surrogate (U+D800-U+DFFF): not valid Unicode text"
+    if isinstance(v, int):
+        if INT_MIN <= v <= INT_MAX:
+            return None
+        return "is out of range: integers must fit in 64 bits (-2^63 to 2^63-1)"
+    if isinstance(v, float):
+        if v - v == 0.0:  # finite (inf - inf and nan - nan are nan)
+            return None
+        return "must be a finite number (NaN and Infinity are not JSON)"
+    return "must be a JSON value (got %s)" % type(v).__name__
+
+
+def json_value_problems(value, prefix):
+    """Details for everything in ``value`` that is not plain, strict JSON:
+    non-finite floats, integers past 64 bits, lone surrogates in keys or
+    strings, nesting deeper than ``MAX_DEPTH``, non-string keys, non-JSON
+    types. Iterative, so any depth is examined without recursion; a path is
+    only built for a problem, and a list of strings (100,000 recipients) is
+    checked in one pass. Values are never quoted (they may be secrets)."""
+    details = []
+    stack = [(value, prefix, 1)]
+    while stack and len(details) < 25:
+        v, path, depth = stack.pop()
+        if not isinstance(v, (dict, list)):
+            problem = _scalar_problem(v)
+            if problem:
+                details.append({"path": path, "message": problem})
+            continue
+        if depth > MAX_DEPTH:
+            details.append({"path": path, "message": "is nested too deep (more than %d levels of "
+                                                     "objects and arrays)" % MAX_DEPTH})
+            continue
+        if isinstance(v, list):
+            if v and all(type(item) is str for item in v) and _valid_unicode("".join(v)):
+                continue
+            children = []
+            for i, item in enumerate(v):
+                if isinstance(item, (dict, list)):
+                    children.append((item, "%s[%d]" % (path, i), depth + 1))
+                else:
+                    problem = _scalar_problem(item)
+                    if problem:
+                        details.append({"path": "%s[%d]" % (path, i), "message": problem})
+            stack.extend(reversed(children))
+            continue
+        children = []
+        for k, item in v.items():
+            if not isinstance(k, str):
+                details.append({"path": path, "message": "has a key that is not a string "
+                                                         "(got %s); JSON keys are strings" % type(k).__name__})
+                continue
+            if not _valid_unicode(k):
+                details.append({"path": _key_path(path, k), "message": "is a key with a lone surrogate "
+                                                                       "(U+D800-U+DFFF): not valid Unicode text"})
+                continue
+            children.append((item, path + "." + k, depth + 1))
+        stack.extend(reversed(children))
+    return details[:25]
+
+
+#: Asset fields that name where requests go; userinfo there is refused.
+_REQUEST_URL_FIELDS = ("url", "token_url", "super_message_url")
+
+
+def _url_problem(value, proxy):
+    """Why ``value`` is not a URL requests can use (or None). Uses requests'
+    and urllib3's own parsers, so what passes here cannot fail later with an
+    error text that quotes the URL and its password."""
+    import requests
+    from urllib3.util import parse_url
+
+    if any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7f for c in value):
+        return "must not contain spaces or control characters"
+    scheme = value.split("://", 1)[0].lower() if "://" in value else ""
+    if scheme not in ("http", "https"):
+        return "must start with http:// or https://"
+    try:
+        parsed = parse_url(value)
+        if not proxy:
+            requests.models.PreparedRequest().prepare_url(value, None)
+    except Exception:  # LocationParseError, InvalidURL, ...: their text quotes the URL
+        return "is not a valid URL (check the host name and the port)"
+    if not parsed.host:
+        return "has no host name"
+    if parsed.port is not None and not 1 <= parsed.port <= 65535:
+        return "has an invalid port (must be 1-65535)"
+    if parsed.auth is not None and not proxy:
+        return ("must not include credentials (the userinfo part before @host): a URL is printed "
+                "and logged; put them in the asset's credential fields")
+    return None
+
+
+def url_problems(values):
+    """Details for every URL field of a selected asset that requests could
+    not use. Never quotes the value."""
+    details = []
+    for key in sorted(values):
+        value = values[key]
+        if isinstance(value, str) and (key in _REQUEST_URL_FIELDS or key == "http_proxy"):
+            problem = _url_problem(value, proxy=key == "http_proxy")
+            if problem:
+                details.append({"path": "asset." + key, "message": problem})
+    return details

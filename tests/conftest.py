@@ -13,13 +13,14 @@ def cli():
 
 
 @pytest.fixture(autouse=True)
-def _fresh_oauth_cache():
-    """OAuth tokens are cached per process; tests must not share them."""
-    from line_connector.actions.line import auth
+def _fresh_state_store():
+    """Tokens live in the state store (files in the per-test cache dir
+    below); tests must not share its in-process objects either."""
+    from line_connector import state
 
-    auth._CACHE.clear()
+    state.forget()
     yield
-    auth._CACHE.clear()
+    state.forget()
 
 
 @pytest.fixture(autouse=True)

@@ -8,17 +8,21 @@ which asset it was given:
 * ``refresh()``: drop a cached token so the next send fetches a new one;
   returns False when there is nothing to refresh (a static token).
 
-Client-credential tokens are cached per process, keyed by token URL, client
-id and a hash of the secret, until shortly before ``expires_in`` runs out.
+Client-credential tokens are kept in the state store (line_connector.state,
+SPEC 8), so every process and thread of the machine uses one token: keyed
+by token URL, client id and a hash of the secret (never the secret itself),
+fetched under that key's lock with a bounded wait, until shortly before
+``expires_in`` (clamped to [1 s, 30 days]) runs out.
 """
 import hashlib
-import threading
 import time
 from urllib.parse import urlencode
 
+from line_connector import state
 from line_connector.errors import AuthFailed
 from line_connector.http import SAFE_RETRY, Request
 from line_connector.redaction import Secret
+from line_connector.state import clamp_lifetime, valid_token
 
 BEARER_MASKED = {"Authorization": "Bearer ***"}
 
@@ -40,9 +44,10 @@ class BearerToken:
         return "BearerToken(***)"
 
 
-_CACHE = {}          # key -> (token, expires_at on the monotonic clock)
-_CACHE_LOCK = threading.Lock()
-_KEY_LOCKS = {}
+NAMESPACE = "line-oauth-token"
+#: LINE's short-lived channel access tokens live 30 days, stateless ones 15 minutes
+MAX_LIFETIME = 30 * 86400.0
+DEFAULT_LIFETIME = 900.0
 
 
 def _margin(expires_in):
@@ -51,15 +56,17 @@ def _margin(expires_in):
 
 
 class ClientCredentials:
-    def __init__(self, token_url, client_id, client_secret, redactor):
+    clock = staticmethod(time.time)
+
+    def __init__(self, token_url, client_id, client_secret, redactor, store=None):
         self.token_url = token_url
         self.client_id = client_id
         self._secret = Secret(client_secret)
         self._redactor = redactor
-        digest = hashlib.sha256(client_secret.encode("utf-8")).hexdigest()
-        self._key = (token_url, client_id, digest)
-        with _CACHE_LOCK:
-            self._lock = _KEY_LOCKS.setdefault(self._key, threading.Lock())
+        self._store = store if store is not None else state.store()
+        digest = hashlib.sha256(client_secret.encode("utf-8", "surrogatepass")).hexdigest()
+        self._key = "%s\n%s\n%s" % (token_url, client_id, digest)
+        self._last = None
 
     def __repr__(self):
         return "ClientCredentials(token_url=%r, client_id=%r, client_secret=***)" % (
@@ -72,19 +79,37 @@ class ClientCredentials:
         return dict(BEARER_MASKED)
 
     def refresh(self):
-        with self._lock:
-            _CACHE.pop(self._key, None)
+        """Drop the stored token if it is still the one LINE rejected."""
+        try:
+            with self._store.lock(NAMESPACE, self._key, state.wait_budget()):
+                if self._cached() == self._last:
+                    self._store.delete(NAMESPACE, self._key)
+        except state.LockTimeout:
+            pass  # another caller is fetching a new token right now
         return True
 
+    def _cached(self):
+        live = state.live_token(self._store.get(NAMESPACE, self._key), self.clock())
+        return live[0] if live else None
+
     def token(self, client):
-        with self._lock:
-            cached = _CACHE.get(self._key)
-            if cached and time.monotonic() < cached[1]:
-                self._redactor.add(cached[0])
-                return cached[0]
-            token, expires_in = self._fetch(client)
-            _CACHE[self._key] = (token, time.monotonic() + expires_in - _margin(expires_in))
-            return token
+        token = self._cached()
+        if token is None:
+            try:
+                with self._store.lock(NAMESPACE, self._key, state.wait_budget()):
+                    token = self._cached()  # fetched by another caller while this one waited?
+                    if token is None:
+                        token, expires_in = self._fetch(client)
+                        self._store.put(NAMESPACE, self._key,
+                                        {"token": token, "expires_at": self.clock() + expires_in - _margin(expires_in)},
+                                        ttl=expires_in)
+            except state.LockTimeout as exc:
+                raise AuthFailed("OAuth token not available: %s" % exc, {
+                    "status_code": 0, "reason": "Token lock wait timed out", "response_headers": {},
+                    "json_body": None, "error": str(exc), "delivery": "not sent"}) from None
+        self._redactor.add(token)
+        self._last = token
+        return Secret(token)
 
     def _fetch(self, client):
         body = urlencode({"grant_type": "client_credentials", "client_id": self.client_id,
@@ -94,17 +119,17 @@ class ClientCredentials:
         result = client.send(request)
         payload = result.get("json_body") if isinstance(result.get("json_body"), dict) else {}
         token = payload.get("access_token")
+        if isinstance(token, str):
+            self._redactor.add(token)
         if result["status_code"] != 200 or not isinstance(token, str) or not token:
             detail = payload.get("error_description") or payload.get("error") or payload.get("message") \
                 or result["reason"]
             raise AuthFailed("OAuth token request to %s failed: %s %s"
                              % (self.token_url, result["status_code"], detail), result)
-        self._redactor.add(token)
-        try:
-            expires_in = float(payload.get("expires_in", 900))
-        except (TypeError, ValueError):
-            expires_in = 900.0
-        return Secret(token), max(expires_in, 1.0)
+        if not valid_token(token):
+            raise AuthFailed("OAuth token request to %s answered an access_token that cannot be used in a "
+                             "header (it must be visible ASCII); nothing was cached" % self.token_url, result)
+        return token, clamp_lifetime(payload.get("expires_in"), DEFAULT_LIFETIME, 1.0, MAX_LIFETIME)
 
 
 def line_auth(asset_name, asset, redactor):

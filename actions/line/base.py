@@ -70,6 +70,15 @@ class LineAction(Action):
             return True
         if status == 409 and ACCEPTED_HEADER in headers:
             result["accepted_request_id"] = headers[ACCEPTED_HEADER]
+            if not self.accepted_is_ours(request, result):
+                # LINE answers 409 whatever a repeat carries: this content may never have been delivered
+                result["delivery"] = "unknown"
+                result["note"] = (
+                    "LINE has already accepted a request with this retry key (request id %s), but this pack "
+                    "has no record that it carried this content, so this message may not have been "
+                    "delivered; use a new retry_key to send it" % headers[ACCEPTED_HEADER])
+                return False
+            result.pop("delivery", None)  # the 409 settles what an earlier attempt left unknown
             result["note"] = ("already accepted: LINE accepted a request with this retry key before "
                               "(request id %s); nothing was sent twice" % headers[ACCEPTED_HEADER])
             return True
@@ -86,6 +95,15 @@ class LineAction(Action):
                 result["note"] = ("outcome unknown: the request may have reached LINE; it was not resent "
                                   "because this endpoint has no retry key")
         return False
+
+    def accepted_is_ours(self, request, result):
+        """Whether a 409 + x-line-accepted-request-id is known to be the
+        acceptance of this very content. LINE answers 409 to any request
+        reusing an accepted key, whatever it carries, so the 409 alone proves
+        nothing; here: only when it answers a retry within this call (an
+        earlier attempt may have been processed). Sends that remember their
+        keys' content know more (actions/line/send.py)."""
+        return result.get("delivery") == "unknown" and result.get("attempts", 1) > 1
 
     def auth_rejected(self, result):
         return result["status_code"] == 401

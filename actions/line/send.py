@@ -2,25 +2,197 @@
 
 Push, multicast, broadcast and narrowcast carry ``X-Line-Retry-Key`` and are
 retried (5xx, timeouts, dropped connections) with the same key: LINE answers
-a repeat with 409 + ``x-line-accepted-request-id``, which counts as success.
-Reply has no retry key (LINE rejects one), so it is resent only when the
-connection was never made.
+a repeat with 409 + ``x-line-accepted-request-id``. Reply has no retry key
+(LINE rejects one), so it is resent only when the connection was never made.
+
+Retry keys are bound to content (SPEC 7). LINE remembers an accepted key for
+24 h and answers any later request with it 409, *whatever that request
+carries*, delivering nothing
+(https://developers.line.biz/en/docs/messaging-api/retrying-api-request/).
+So:
+
+* push, broadcast and narrowcast send the caller's ``retry_key`` as is;
+* every multicast chunk's key is derived from the caller's key *and that
+  chunk's content* (uuid5 over the sha256 of its canonical JSON): resending
+  the same call reuses every key (LINE drops the repeats), while resending a
+  subset (the recipients of a failed chunk) or a changed message gives new
+  keys and is delivered. Chunks hold the de-duplicated IDs sorted, so the
+  same set of IDs in any order makes the same chunks and the same keys;
+* content is compared as canonical JSON (keys sorted, compact), so a message
+  whose keys are merely written in another order is the same content;
+* before sending, the content hash is recorded under the key in the state
+  store for 24 h, per channel; a key already recorded with other content is
+  refused before anything is sent (exit 2, ``inputs.retry_key``), because LINE
+  would answer 409 and deliver nothing. A request LINE surely did not accept
+  (never sent; a definite 4xx other than 409; a 409 for someone else's
+  request) releases the record: LINE only remembers accepted requests. Dry
+  runs record nothing;
+* a 409 proves only that LINE accepted *some* request with that key. For a
+  key sent as is it counts as success only when this pack knows the content
+  was the same: the record existed with the same hash before this call, or
+  the 409 answers a retry within this call. Otherwise (the record was lost:
+  another machine, a deleted or degraded state directory, a rotated token)
+  the result is a failure with ``delivery: "unknown"``, never "already
+  accepted" for a message that may never have been delivered.
 """
+import hashlib
+import json
 import uuid
+from functools import cached_property
 
+from line_connector import state
 from line_connector.action import ChunkedAction
+from line_connector.errors import ActionError
+from line_connector.http import json_bytes
 
-from .base import LineAction
+from .base import RETRY_KEY_HEADER, LineAction
 
 MULTICAST_CHUNK = 500
+#: where the content sent under each retry key is remembered, and for how long (LINE: 24 h)
+KEY_NAMESPACE = "line-retry-key"
+KEY_MEMORY_SECONDS = 24 * 3600
 
 
-class SendPush(LineAction):
+def canonical_json(body):
+    """The JSON body (bytes, as the pack serialized it) in canonical form:
+    keys sorted, compact, ASCII. Two bodies that differ only in the order
+    their keys were written carry the same content for LINE, so they must
+    hash alike (else a resend with reordered keys is refused, or a
+    multicast chunk gets a new key and is delivered twice)."""
+    if not body:
+        return b""
+    return json.dumps(json.loads(body), sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+
+
+def content_hash(body):
+    """sha256 of the body's canonical JSON (see ``canonical_json``)."""
+    return hashlib.sha256(canonical_json(body)).hexdigest()
+
+
+def chunk_key(base, body):
+    """The retry key of a multicast chunk whose JSON body is ``body`` (bytes):
+    a UUID derived from the caller's key and the chunk's content, or a fresh
+    UUID when the caller gave no key. The same call resent derives the same
+    keys; other recipients or other messages derive other keys."""
+    if base is None:
+        return str(uuid.uuid4())
+    return str(uuid.uuid5(uuid.UUID(base), "line-connector multicast " + content_hash(body)))
+
+
+class RememberedKey(LineAction):
+    """A send whose retry key is remembered with the content sent under it."""
+    retry_key = True
+
+    def key_scope(self):
+        """Which channel a key belongs to (LINE remembers keys per channel),
+        as a hash: the API URL plus the client id, or the channel token."""
+        who = self.asset.get("client_id") or self.asset.get("token") or ""
+        return hashlib.sha256(("%s\n%s" % (self.asset.get("url", ""), who)).encode("utf-8", "surrogatepass")
+                              ).hexdigest()
+
+    @cached_property
+    def known_content(self):
+        """Retry keys whose record already held this very content before this
+        call: a 409 for them is this content's earlier acceptance."""
+        return set()
+
+    def remember(self, request, strict=True):
+        """Record the request's content under its retry key before it is
+        sent; refuse (InputError) a key already used for other content.
+        ``strict=False`` (multicast chunks, whose derived keys cannot carry
+        other content) sends anyway when the record cannot be made in time,
+        rather than abandon a batch half-sent."""
+        key = request.headers[RETRY_KEY_HEADER]
+        digest = content_hash(request.body)
+        store = self.key_store
+        record = {"sha256": digest}
+        try:
+            existing = store.add_if_absent(KEY_NAMESPACE, self.key_scope() + "\n" + key, record,
+                                           KEY_MEMORY_SECONDS, wait=state.wait_budget())
+        except state.LockTimeout as exc:
+            if not strict:
+                return request
+            raise ActionError("the retry key could not be checked; nothing was sent", [dict(
+                request.extra, status_code=0, reason="Retry-key lock wait timed out", response_headers={},
+                json_body=None, error=str(exc), delivery="not sent", ok=False)]) from None
+        if isinstance(existing, dict) and existing.get("sha256") == digest:
+            self.known_content.add(key)
+            if not existing.get("joined"):
+                # tell the call that made the record that another call sends the
+                # same content under this key: if LINE accepts ours first, its
+                # 409 is this very content's acceptance, not a stranger's
+                store.put(KEY_NAMESPACE, self.key_scope() + "\n" + key, dict(record, joined=True),
+                          KEY_MEMORY_SECONDS)
+            return request
+        if existing is None:
+            return request
+        if not (isinstance(existing, dict) and isinstance(existing.get("sha256"), str)):
+            store.put(KEY_NAMESPACE, self.key_scope() + "\n" + key, record, KEY_MEMORY_SECONDS)  # damaged: replace
+            return request
+        raise self.input_error("retry_key", (
+            "%s was already used in the last 24 h for a different request (other recipients or other messages): "
+            "LINE would answer 409 (already accepted) and deliver nothing. Use a new retry_key for new content; "
+            "reuse a key only to resend exactly the same inputs" % key))
+
+    def forget(self, request):
+        """Release the key's record if it still holds this request's content:
+        LINE keeps only accepted keys, so after a request it surely did not
+        accept the key may carry corrected content."""
+        key = self.key_scope() + "\n" + request.headers[RETRY_KEY_HEADER]
+        record = self.key_store.get(KEY_NAMESPACE, key)
+        if isinstance(record, dict) and record.get("sha256") == content_hash(request.body):
+            self.key_store.delete(KEY_NAMESPACE, key)
+
+    def accepted_is_ours(self, request, result):
+        key = request.headers[RETRY_KEY_HEADER]
+        if key in self.known_content:
+            return True
+        # this call made the record; a concurrent call of this store that sent
+        # the same content under the key marked it "joined" before sending
+        record = self.key_store.get(KEY_NAMESPACE, self.key_scope() + "\n" + key)
+        if isinstance(record, dict) and record.get("joined") and record.get("sha256") == content_hash(request.body):
+            return True
+        return super().accepted_is_ours(request, result)
+
+    def judge(self, request, result):
+        # read before LineAction.judge rewrites it: did an attempt of this
+        # call possibly reach LINE without a clear answer?
+        maybe_processed = result.get("delivery") == "unknown"
+        ok = super().judge(request, result)
+        if request is not None and RETRY_KEY_HEADER in request.headers and not maybe_processed:
+            status = result["status_code"]
+            # a definite 4xx, or a 409 for a request that was not this one
+            # (LINE blocks every request once a key is accepted): not accepted
+            if 400 <= status < 500 and (status != 409 or not ok):
+                self.forget(request)
+        return ok
+
+    def send_one(self, request):
+        result = super().send_one(request)
+        if result.get("delivery") == "not sent" and RETRY_KEY_HEADER in request.headers:
+            self.forget(request)  # LINE never saw the key (connection refused, token fetch failed...)
+        return result
+
+    @cached_property
+    def key_store(self):
+        """The state store of this run, taken once in the calling thread
+        (a --sandbox run's private store is a context of that thread; the
+        judging of multicast chunks happens in worker threads)."""
+        return state.store()
+
+    def execute(self, inputs):
+        self.key_store  # noqa: B018 - bind the run's store before any worker thread starts
+        requests = self.build(inputs)
+        for request in requests:
+            self.remember(request)
+        return self.send_all(requests)
+
+
+class SendPush(RememberedKey):
     """POST /v2/bot/message/push: one recipient, 1-5 messages."""
     method = "POST"
     path = "/v2/bot/message/push"
     fields = ("to", "messages", "notificationDisabled", "customAggregationUnits")
-    retry_key = True
 
 
 class SendReply(LineAction):
@@ -31,53 +203,64 @@ class SendReply(LineAction):
     idempotent = False
 
 
-class SendBroadcast(LineAction):
+class SendBroadcast(RememberedKey):
     """POST /v2/bot/message/broadcast: every friend of the account."""
     method = "POST"
     path = "/v2/bot/message/broadcast"
     fields = ("messages", "notificationDisabled")
-    retry_key = True
 
 
-class SendNarrowcast(LineAction):
+class SendNarrowcast(RememberedKey):
     """POST /v2/bot/message/narrowcast: answered 202; the result's
     ``request_id`` is what line_get_narrowcast_progress needs."""
     method = "POST"
     path = "/v2/bot/message/narrowcast"
     fields = ("messages", "recipient", "filter", "limit", "notificationDisabled")
-    retry_key = True
 
 
-def chunk_key(base, index):
-    """The retry key of chunk ``index`` (0-based): the caller's key for the
-    first chunk, a UUID derived from it for the others, a fresh UUID when the
-    caller gave none. Deriving (not drawing) keys means a caller who resends
-    the same multicast with the same ``retry_key`` reuses every chunk's key."""
-    if base is None:
-        return str(uuid.uuid4())
-    if index == 0:
-        return base
-    return str(uuid.uuid5(uuid.UUID(base), "multicast-chunk-%d" % index))
-
-
-class SendMulticast(ChunkedAction, LineAction):
+class SendMulticast(ChunkedAction, RememberedKey):
     """POST /v2/bot/message/multicast, in chunks of 500 user IDs.
 
-    Accepts any number of IDs; drops duplicates (first occurrence kept, so the
-    order is the caller's) and sends ceil(n/500) requests. Each result says
-    which chunk it was and which IDs it carried (``recipients``), so a caller
-    can resend exactly the chunks that failed.
+    Accepts any number of IDs; drops duplicates and sends ceil(n/500)
+    requests. Chunks hold the IDs *sorted*, not in the caller's order: a
+    chunk's key is derived from its content, so the same set of IDs must make
+    the same chunks whatever order it comes in, or a reordered resend would
+    get new keys and deliver twice. Each result says which chunk it was and
+    which IDs it carried (``recipients``), so a caller can resend exactly the
+    chunks that failed, with the same ``retry_key``.
     """
     method = "POST"
     path = "/v2/bot/message/multicast"
-    retry_key = True
     chunk_size = MULTICAST_CHUNK
     shared_fields = ("messages", "notificationDisabled", "customAggregationUnits")
 
     def items(self, inputs):
         return inputs["to"]
 
+    def chunks(self, inputs):
+        items = sorted(set(self.items(inputs)))
+        return [items[i:i + self.chunk_size] for i in range(0, len(items), self.chunk_size)]
+
+    def accepted_is_ours(self, request, result):
+        # a chunk's key is derived from the chunk's own content (chunk_key),
+        # so a request LINE accepted under it carried this very content: a
+        # 409 here proves this chunk was delivered before
+        return True
+
     def chunk_request(self, inputs, index, chunk, total):
-        shared = {k: inputs[k] for k in self.shared_fields if k in inputs}
-        return self.line_request(body=dict(to=chunk, **shared), key=chunk_key(inputs.get("retry_key"), index),
+        body = dict(to=chunk, **{k: inputs[k] for k in self.shared_fields if k in inputs})
+        return self.line_request(body=body, key=chunk_key(inputs.get("retry_key"), json_bytes(body)),
                                  extra=self.chunk_extra(index, chunk, total))
+
+    def _stream(self, inputs, chunks):
+        # build() (dry runs) only describes; execute() records each chunk's key
+        # just before that chunk is handed to the sender
+        for request in super()._stream(inputs, chunks):
+            yield self.remember(request, strict=False) if self._sending else request
+
+    _sending = False
+
+    def execute(self, inputs):
+        self.key_store  # noqa: B018 - bind the run's store before any worker thread starts
+        self._sending = True
+        return ChunkedAction.execute(self, inputs)

@@ -7,6 +7,8 @@ from .base import LineAction
 
 class _Validate(LineAction):
     method = "POST"
+    #: checks a message and changes nothing (MCP readOnlyHint)
+    read_only = True
     fields = ("messages",)
     idempotent = True
 

@@ -1,7 +1,9 @@
 """LINE webhooks: signature verification and event normalization.
 
 ``x-line-signature`` is base64(HMAC-SHA256(channel secret, raw body bytes)),
-compared in constant time. Events are normalized to one flat shape for every
+compared in constant time and exactly as received: no whitespace is trimmed,
+as LINE's own SDK (``linebot.v3.SignatureValidator``) compares it, so a header
+the SDK refuses is refused here too. Events are normalized to one flat shape for every
 type in LINE's webhook spec; unknown types are kept (``known: false``), never
 dropped, since LINE adds event types over time. Sobot forwards LINE-format
 events, so the same parser reads them.
@@ -13,9 +15,11 @@ import json
 
 from line_connector.action import Action
 
-#: event type -> the key of its type-specific object (webhook.yml)
+#: event type -> the key of its type-specific object (webhook.yml, and the
+#: types the official SDK ``linebot.v3.webhooks`` knows beyond that file:
+#: ``messageEdited``, LINE's "edit event", carries the edited message)
 EVENT_DATA = {
-    "message": "message", "unsend": "unsend", "follow": "follow", "unfollow": None, "join": None,
+    "message": "message", "messageEdited": "message", "unsend": "unsend", "follow": "follow", "unfollow": None, "join": None,
     "leave": None, "memberJoined": "joined", "memberLeft": "left", "postback": "postback",
     "videoPlayComplete": "videoPlayComplete", "beacon": "beacon", "accountLink": "link",
     "membership": "membership", "module": "module", "activated": "chatControl",
@@ -32,10 +36,10 @@ def signature(body, channel_secret):
 
 
 def verify(body, given, channel_secret):
-    if not given:
+    """True only for the exact signature of ``body``: same bytes, nothing trimmed."""
+    if not given or not isinstance(given, str):
         return False
-    return hmac.compare_digest(signature(body, channel_secret).encode("ascii"),
-                               given.strip().encode("ascii", "replace"))
+    return hmac.compare_digest(signature(body, channel_secret).encode("ascii"), given.encode("utf-8"))
 
 
 def normalize(event):
@@ -57,7 +61,7 @@ def normalize(event):
         "source_id": source.get(SOURCE_ID.get(source_type, ""), None),
         "user_id": source.get("userId"),
         "replyToken": event.get("replyToken"),
-        "message": event.get("message") if kind == "message" else None,
+        "message": event.get("message") if data_key == "message" else None,
         "data": event.get(data_key) if data_key and data_key != "message" else None,
         "raw": event,
     }

@@ -47,6 +47,8 @@ class NxAction(Action):
     biz_type = "7"
     nx_action = "mt"
     method = "POST"
+    #: a resend may deliver twice: NXCloud has no retry key (MCP idempotentHint)
+    idempotent = False
 
     def signer(self):
         return NxSigner(self.asset["access_key"], self.asset["access_secret"], self.biz_type, self.nx_action)

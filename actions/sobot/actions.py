@@ -15,6 +15,9 @@ class GetToken(SobotAction):
     The token is masked unless ``reveal_token`` is true."""
     method = "GET"
     path = "/api/get_token"
+    #: force_refresh replaces the token every other caller uses (MCP hints)
+    read_only = False
+    destructive = True
 
     def build(self, inputs):
         return [self.auth.token_request()]

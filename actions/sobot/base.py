@@ -22,6 +22,9 @@ MAX_PAGE_SIZE = 100
 
 class SobotAction(Action):
     method = "POST"
+    #: queries read and change nothing, so a resend is harmless (MCP hints)
+    read_only = True
+    idempotent = True
     path = ""
     #: inputs the pack adds (never sent to Sobot)
     local_inputs = ()

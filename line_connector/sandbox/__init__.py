@@ -9,12 +9,13 @@ gives a working asset of each kind; ``asset_for`` points any asset at it.
 """
 import threading
 
-from .line import LineEmulator, LineState
+from .line import DEMO_NARROWCAST_ID, LineEmulator, LineState, new_request_id
 from .nxcloud import NxEmulator, NxState
 from .sobot import SobotEmulator, SobotState
-from .server import FAULT_KINDS, FaultPlan, Reply, SandboxServer
+from ..serverbase import MAX_CONNECTIONS
+from .server import DEFAULT_KINDS, FAULT_KINDS, FaultPlan, Reply, SandboxServer
 
-__all__ = ["Sandbox", "FaultPlan", "FAULT_KINDS", "sign_webhook", "webhook_body"]
+__all__ = ["Sandbox", "FaultPlan", "FAULT_KINDS", "DEFAULT_KINDS", "sign_webhook", "webhook_body"]
 
 # Credentials the sandbox accepts. Not secrets: they only open this emulator.
 CHANNEL_TOKEN = "sandbox-channel-access-token"
@@ -53,10 +54,19 @@ DEFAULT_CREDENTIALS = {"token": CHANNEL_TOKEN, "client_secret": CLIENT_SECRET, "
 class Sandbox:
     """``credentials`` overrides the secrets it accepts (keys: token,
     client_secret, channel_secret, access_secret, app_key), e.g. to run
-    with a canary secret. ``ssl_context`` serves HTTPS instead of HTTP."""
+    with a canary secret. ``ssl_context`` serves HTTPS instead of HTTP.
 
-    def __init__(self, host="127.0.0.1", port=0, faults=None, credentials=None, ssl_context=None):
+    The server answers a bad request (a negative, invalid or oversized
+    Content-Length, a body or headers that drip, a client that hangs up) with
+    an HTTP error or a closed connection within 30 s, serves at most
+    ``max_connections`` connections at once, and logs JSON lines only, to
+    ``log_stream`` (stderr by default)."""
+
+    def __init__(self, host="127.0.0.1", port=0, faults=None, credentials=None, ssl_context=None,
+                 max_connections=MAX_CONNECTIONS, log_stream=None):
         self.host = host
+        self.max_connections = max_connections
+        self.log_stream = log_stream
         self.port = port
         self.faults = faults or FaultPlan()
         self.ssl_context = ssl_context
@@ -75,9 +85,14 @@ class Sandbox:
 
     # ------------------------------------------------------------ lifecycle
     def start(self):
-        self._server = SandboxServer((self.host, self.port), self)
+        self._server = SandboxServer((self.host, self.port), self, max_connections=self.max_connections,
+                                     log_stream=self.log_stream)
         if self.ssl_context is not None:
-            self._server.socket = self.ssl_context.wrap_socket(self._server.socket, server_side=True)
+            # the handshake happens in the connection's own thread, under the
+            # header deadline (serverbase): in accept() a silent client would
+            # block every other connection
+            self._server.socket = self.ssl_context.wrap_socket(self._server.socket, server_side=True,
+                                                               do_handshake_on_connect=False)
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, name="line-connector-sandbox",
                                         kwargs={"poll_interval": 0.1}, daemon=True)
@@ -89,6 +104,11 @@ class Sandbox:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+
+    def log(self, event, **fields):
+        """One JSON line on the sandbox's log stream."""
+        if self._server is not None:
+            self._server.log(event, **fields)
 
     def wait(self):
         while self._thread is not None and self._thread.is_alive():
@@ -113,7 +133,10 @@ class Sandbox:
         handler = self._routes.get((incoming.method, incoming.path))
         if handler is None:
             known = any(path == incoming.path for _, path in self._routes)
-            return Reply(405 if known else 404, {"message": "Not found" if not known else "Method not allowed"})
+            reply = Reply(405 if known else 404, {"message": "Not found" if not known else "Method not allowed"})
+            if incoming.path.startswith(("/v2/", "/oauth2/")):  # LINE's paths: LINE answers with a request ID
+                reply.headers["X-Line-Request-Id"] = new_request_id()
+            return reply
         return handler(incoming)
 
     def stats(self):
@@ -135,7 +158,11 @@ class Sandbox:
 
     # ------------------------------------------------------------ assets
     def demo_assets(self):
-        """A working asset of every kind, pointed at this sandbox."""
+        """A working asset of every kind, pointed at this sandbox.
+
+        Demo data to go with them: a narrowcast that already succeeded, request
+        ID ``DEMO_NARROWCAST_ID`` (d5a3c1e2-0000-4000-8000-000000000001), for
+        line_get_narrowcast_progress on a fresh sandbox."""
         c = self.credentials
         return {
             "line_channel_access_token": {"url": self.url, "token": c["token"]},

@@ -1,5 +1,7 @@
 """The sandbox's HTTP plumbing: a threaded server on 127.0.0.1, a route
-table filled by the vendor emulators, and fault injection.
+table filled by the vendor emulators, and fault injection. The server itself
+is the pack's hardened base (``line_connector.serverbase``): bounded request
+sizes, read deadlines, a cap on connections, JSON-line logs only.
 
 Faults (scripted for the first requests with ``script``, then chosen per
 request at ``rate`` with a seeded RNG):
@@ -8,7 +10,13 @@ request at ``rate`` with a seeded RNG):
 * ``slow``: processed, then the answer is delayed by ``slow_seconds`` (past
   the client's read timeout: the classic duplicate trap);
 * ``reset``: the connection is dropped before processing;
-* ``reset_after``: processed, then the connection is dropped unanswered.
+* ``reset_after``: processed, then the connection is dropped unanswered;
+* ``drip``: processed, then the status line and headers are sent at once and
+  the body one byte every ``drip_interval`` seconds (1 s by default): a read
+  timeout never fires, only a total deadline ends it;
+* ``endless``: processed, then a 200 with a chunked body that never ends
+  (64 KiB chunks as fast as the client reads, for up to ``endless_seconds``,
+  after which the connection is dropped): only a bounded body read ends it.
 """
 import json
 import random
@@ -16,10 +24,14 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-FAULT_KINDS = ("500", "503", "429", "slow", "reset", "reset_after")
+from ..serverbase import HardenedHandler, HardenedServer
+
+FAULT_KINDS = ("500", "503", "429", "slow", "reset", "reset_after", "drip", "endless")
+#: What a FaultPlan injects unless told: drip and endless only on request,
+#: since they hold a client without a total deadline for minutes.
+DEFAULT_KINDS = ("500", "503", "429", "slow", "reset", "reset_after")
 
 
 @dataclass
@@ -31,7 +43,12 @@ class Incoming:
     body: bytes
 
     def json(self):
-        return json.loads(self.body.decode("utf-8"))
+        """The body as JSON; ValueError for anything else, a nesting too deep
+        for Python's parser included (the emulators answer it as bad JSON)."""
+        try:
+            return json.loads(self.body.decode("utf-8"))
+        except RecursionError:
+            raise ValueError("the request body is nested too deeply") from None
 
     def header(self, name, default=None):
         return self.headers.get(name.lower(), default)
@@ -52,7 +69,8 @@ class Reply:
 class FaultPlan:
     """Which requests fail, and how. Thread-safe, reproducible with ``seed``."""
 
-    def __init__(self, rate=0.0, kinds=FAULT_KINDS, seed=None, slow_seconds=2.0, skip_paths=(), script=()):
+    def __init__(self, rate=0.0, kinds=DEFAULT_KINDS, seed=None, slow_seconds=2.0, skip_paths=(), script=(),
+                 drip_interval=1.0, endless_seconds=300.0):
         unknown = (set(kinds) | {k for k in script if k}) - set(FAULT_KINDS)
         if unknown:
             raise ValueError("unknown fault kind(s): %s" % ", ".join(sorted(unknown)))
@@ -61,6 +79,8 @@ class FaultPlan:
         self.rate = rate
         self.kinds = tuple(kinds)
         self.slow_seconds = slow_seconds
+        self.drip_interval = drip_interval
+        self.endless_seconds = endless_seconds
         self.skip_paths = tuple(skip_paths)
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
@@ -82,36 +102,31 @@ class FaultPlan:
             return kind
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(HardenedHandler):
     server_version = "line-connector-sandbox"
-    # small writes must leave at once: with Nagle on, every keep-alive
-    # response would wait ~40 ms for the client's delayed ACK
-    disable_nagle_algorithm = True
 
-    def log_message(self, fmt, *args):  # quiet: tests and the CLI read stdout/stderr
-        pass
-
-    def _handle(self):
+    def handle_request(self):
         sandbox = self.server.sandbox
         parts = urlsplit(self.path)
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
+        body = self.read_body()
         incoming = Incoming(self.command, parts.path, parse_qs(parts.query, keep_blank_values=True),
                             {k.lower(): v for k, v in self.headers.items()}, body)
-        fault = sandbox.faults.draw(parts.path)
+        faults = sandbox.faults
+        fault = faults.draw(parts.path)
         if fault in ("500", "503", "429"):
             return self._send(_fault_reply(fault))
         if fault == "reset":
             return self._drop()
         reply = sandbox.dispatch(incoming)
         if fault == "slow":
-            time.sleep(sandbox.faults.slow_seconds)
+            time.sleep(faults.slow_seconds)
         if fault == "reset_after":
             return self._drop()
+        if fault == "drip":
+            return self._drip(reply, faults.drip_interval)
+        if fault == "endless":
+            return self._endless(faults.endless_seconds)
         self._send(reply)
-
-    do_GET = do_POST = do_PUT = do_DELETE = _handle
 
     def _drop(self):
         self.close_connection = True
@@ -122,23 +137,48 @@ class _Handler(BaseHTTPRequestHandler):
             pass
 
     def _send(self, reply):
-        if isinstance(reply.body, (bytes, bytearray)):
-            data = bytes(reply.body)
-        elif reply.body is None:
-            data = b""
-        else:
-            data = json.dumps(reply.body, ensure_ascii=False).encode("utf-8")
-        try:
-            self.send_response(reply.status)
-            if data or reply.status not in (204, 304):
-                self.send_header("Content-Type", reply.content_type)
-            for name, value in reply.headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-        except (BrokenPipeError, ConnectionResetError):
-            self.close_connection = True
+        self.send_json(reply.status, reply.body, reply.headers, content_type=reply.content_type)
+
+    def _drip(self, reply, interval):
+        """The whole answer's headers now, its body a byte at a time. Ends
+        when the body is out or the client hangs up (a write error)."""
+        data = _encode(reply.body)
+        self.close_connection = True
+        self.headers_sent = True
+        self.send_response(reply.status)
+        self.send_header("Content-Type", reply.content_type)
+        for name, value in reply.headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        for i in range(len(data)):
+            time.sleep(interval)
+            self.wfile.write(data[i:i + 1])
+
+    def _endless(self, seconds):
+        """A 200 whose chunked body never ends (until ``seconds`` pass or the
+        client hangs up; then the connection is dropped, unterminated)."""
+        self.close_connection = True
+        self.headers_sent = True
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        chunk = b"%x\r\n%s\r\n" % (64 * 1024, b" " * (64 * 1024))
+        stop = time.monotonic() + seconds
+        self.wfile.write(b"6\r\n{\"a\":[\r\n")
+        while time.monotonic() < stop:
+            self.wfile.write(chunk)
+        self._drop()
+
+
+def _encode(body):
+    if isinstance(body, (bytes, bytearray)):
+        return bytes(body)
+    if body is None:
+        return b""
+    return json.dumps(body, ensure_ascii=False).encode("utf-8")
 
 
 def _fault_reply(kind):
@@ -148,10 +188,9 @@ def _fault_reply(kind):
     return Reply(status, {"message": messages[status]})
 
 
-class SandboxServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
+class SandboxServer(HardenedServer):
+    server_name_for_logs = "line-connector-sandbox"
 
-    def __init__(self, address, sandbox):
+    def __init__(self, address, sandbox, **options):
         self.sandbox = sandbox
-        super().__init__(address, _Handler)
+        super().__init__(address, _Handler, **options)

@@ -99,12 +99,14 @@ def test_multicast_chunks_1234_into_500_500_234_with_own_keys():
 
 
 @responses.activate
-def test_multicast_drops_duplicates_keeping_order():
+def test_multicast_drops_duplicates_and_sorts_the_ids():
+    """Chunks hold the IDs sorted (SPEC 7): chunk keys come from chunk content,
+    so the same set of IDs in any order must make the same chunks."""
     responses.post(LINE + "/v2/bot/message/multicast", json={})
     a, b, c = ids(3)
     (result,) = run("line_send_multicast", {"to": [b, a, b, c, a], "messages": MSGS})
-    assert result["recipients"] == [b, a, c]
-    assert json.loads(responses.calls[0].request.body)["to"] == [b, a, c]
+    assert result["recipients"] == [a, b, c]
+    assert json.loads(responses.calls[0].request.body)["to"] == [a, b, c]
 
 
 @responses.activate
@@ -127,7 +129,8 @@ def test_multicast_with_a_caller_key_derives_the_same_chunk_keys_every_time():
     key = str(uuid.uuid4())
     first = [r["retry_key"] for r in run("line_send_multicast", {"to": ids(1001), "messages": MSGS, "retry_key": key})]
     again = [r["retry_key"] for r in run("line_send_multicast", {"to": ids(1001), "messages": MSGS, "retry_key": key})]
-    assert first == again and first[0] == key and len(set(first)) == 3
+    # SPEC 7: every chunk's key, the first included, is derived from the caller's key and its content
+    assert first == again and key not in first and len(set(first)) == 3
     assert all(str(uuid.UUID(k)) == k for k in first)
 
 

@@ -123,6 +123,8 @@ def test_500_then_success_reports_success():
 
 @responses.activate
 def test_409_already_accepted_is_success():
+    # a 409 answering a retry of this call (SPEC 7; a first-attempt 409 with no record: test_retry_keys.py)
+    responses.post(PUSH, status=503, json={"message": "busy"})
     responses.post(PUSH, status=409, json={"message": "The retry key is already accepted"},
                    headers={"x-line-accepted-request-id": "abc-123"})
     (result,) = push(retry_key=str(uuid.uuid4()))
@@ -199,7 +201,8 @@ def test_oauth_token_expiry_is_honoured(monkeypatch):
     from line_connector.actions.line import auth
 
     clock = [1000.0]
-    monkeypatch.setattr(auth.time, "monotonic", lambda: clock[0])
+    # tokens live in the state store, shared between processes: expiry is on the wall clock
+    monkeypatch.setattr(auth.ClientCredentials, "clock", staticmethod(lambda: clock[0]))
     responses.post(TOKEN_URL, json={"access_token": "t-first-1", "expires_in": 900})
     responses.post(TOKEN_URL, json={"access_token": "t-second-2", "expires_in": 900})
     responses.post(PUSH, json=OK_BODY)

@@ -35,11 +35,19 @@ def test_signature_is_base64_hmac_sha256_of_the_raw_bytes():
     assert signature(body, SECRET) == expected == sign_webhook(body.encode("utf-8"), SECRET)
 
 
-def test_we_cover_every_event_type_in_lines_spec():
-    spec_types = discriminator_values("Event", "webhook.yml")
+def sdk_types(model):
+    """The discriminator values the installed official SDK maps to a class."""
+    return set(getattr(model, "_%s__discriminator_value_class_map" % model.__name__))
+
+
+def test_we_cover_every_event_type_in_lines_spec_and_the_official_sdk():
+    from linebot.v3.webhooks import Event, MessageContent
+
+    spec_types = discriminator_values("Event", "webhook.yml") | sdk_types(Event)
+    assert "messageEdited" in spec_types
     assert set(EVENT_DATA) == spec_types
     assert set(EVENTS) == spec_types
-    assert set(MESSAGES) == discriminator_values("MessageContent", "webhook.yml")
+    assert set(MESSAGES) == discriminator_values("MessageContent", "webhook.yml") | sdk_types(MessageContent)
 
 
 @pytest.mark.parametrize("kind", sorted(EVENTS))
@@ -57,7 +65,7 @@ def test_every_event_type_is_normalized(kind):
     assert event["source_id"] == (source.get("userId") if source.get("type") == "user" else
                                   source.get("groupId") or source.get("roomId"))
     key = EVENT_DATA[kind]
-    if kind == "message":
+    if key == "message":
         assert event["message"] == raw["message"] and event["data"] is None
     elif key:
         assert event["data"] == raw.get(key)
@@ -171,3 +179,53 @@ def test_local_receiver_prints_one_event_per_line(tmp_path):
 def test_receiver_without_the_secret_is_an_input_error(cli):
     code, _, err = cli("webhook", "--secret-env", "LC_SURELY_UNSET_VARIABLE")
     assert code == 2 and "LC_SURELY_UNSET_VARIABLE" in json.loads(err)["details"][0]["message"]
+
+
+# ---------------------------------------------------------------------------
+# The official SDK (linebot.v3) as the judge: it must accept exactly what we
+# accept, and see each event as the type we report.
+
+def test_message_edited_is_a_known_event_with_its_message():
+    (event,) = parse([EVENTS["messageEdited"]])["events"]
+    assert event["type"] == "messageEdited" and event["known"] is True
+    assert event["message"]["text"] == "Good Morning!! (edited)" and event["message"]["type"] == "text"
+    assert event["source_type"] == "group" and event["user_id"] == U and event["data"] is None
+
+
+def test_the_sdks_parser_accepts_our_body_and_signature_and_sees_the_same_types():
+    from linebot.v3 import WebhookParser
+    from linebot.v3.webhooks import MessageContent
+    from webhook_events import base
+
+    events = list(EVENTS.values()) + [dict(EVENTS["message"], message=m) for m in MESSAGES.values()]
+    events.append(base("teleport", destinationPlanet="Mars"))  # a type neither of us knows
+    body, sig = webhook_body(events, channel_secret=SECRET)
+    ours = run_action("line_parse_webhook", ASSET, {"body": body, "signature": sig})["events"]
+    theirs = WebhookParser(SECRET).parse(body, sig)
+    assert len(ours) == len(theirs) == len(events)
+    for mine, sdk in zip(ours, theirs):
+        sdk_known = type(sdk).__name__ != "UnknownEvent"
+        assert mine["known"] is sdk_known and mine["type"] == sdk.type
+        if isinstance(getattr(sdk, "message", None), MessageContent):
+            assert mine["message"]["type"] == sdk.message.type and mine["message"]["id"] == sdk.message.id
+        else:
+            assert mine["message"] is None
+
+
+@pytest.mark.parametrize("mangle", [lambda s: s + " ", lambda s: " " + s, lambda s: s + "\n", lambda s: "\t" + s,
+                                    lambda s: s.lower(), lambda s: s[:-1]],
+                         ids=["trailing-space", "leading-space", "trailing-newline", "leading-tab", "lowercase",
+                              "truncated"])
+def test_the_signature_is_compared_exactly_as_the_sdk_does(mangle):
+    from linebot.v3 import WebhookParser
+    from linebot.v3.exceptions import InvalidSignatureError
+
+    body, sig = webhook_body([EVENTS["follow"]], channel_secret=SECRET)
+    assert WebhookParser(SECRET).parse(body, sig) and parse([EVENTS["follow"]])["verified"] is True
+    bad = mangle(sig)
+    assert bad != sig
+    with pytest.raises(InvalidSignatureError):
+        WebhookParser(SECRET).parse(body, bad)
+    with pytest.raises(ActionError) as exc:
+        run_action("line_parse_webhook", ASSET, {"body": body, "signature": bad})
+    assert exc.value.output["events"] == [] and exc.value.output["verified"] is False

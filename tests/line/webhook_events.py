@@ -1,5 +1,6 @@
 """One sample event of every type in LINE's webhook spec
-(tests/fixtures/line-openapi/webhook.yml), and of every message type."""
+(tests/fixtures/line-openapi/webhook.yml) and of every type the official SDK
+(linebot.v3.webhooks) knows beyond it, and of every message type."""
 U = "U4af4980629a0b1c2d3e4f5a6b7c8d9e0"
 G = "Ca56f94637cc4347f90a25382909b24b9"
 R = "Ra8dbf4673c4c812cd491258042226c99"
@@ -54,6 +55,11 @@ EVENTS = {
     "botSuspended": base("botSuspended"),
     "botResumed": base("botResumed"),
     "delivery": base("delivery", delivery={"data": "4f72b4fd"}),
+    # LINE's "edit event" (reference #edit-event; linebot.v3.webhooks.MessageEditedEvent):
+    # a user edited a text message in a group; only group chats have it for now
+    "messageEdited": base("messageEdited", source={"type": "group", "groupId": G, "userId": U},
+                          message={"id": "444573844083572737", "type": "text", "quoteToken": "q3Plxr4AgKd...",
+                                   "text": "Good Morning!! (edited)"}),
 }
 # 'deactivated' carries no chatControl in LINE's spec: only 'activated' does
 EVENTS["module"].pop("source")

@@ -42,6 +42,8 @@ def test_processes_share_one_sobot_token_and_the_cache_stays_whole(line_sandbox)
         assert code == 0, err
         assert json.loads(out)[0]["json_body"]["ret_code"] == "000000"
     assert line_sandbox.sobot.token_requests == 1
-    with open(os.path.join(cache_dir(), "sobot-tokens.json"), encoding="utf-8") as fh:
+    token_dir = os.path.join(cache_dir(), "state", "sobot-token")
+    entries = [f for f in os.listdir(token_dir) if f.endswith(".json")]
+    with open(os.path.join(token_dir, entries[0]), encoding="utf-8") as fh:
         data = json.load(fh)
-    assert len(data) == 1 and list(data.values())[0]["token"] == line_sandbox.sobot.token
+    assert len(entries) == 1 and data["value"]["token"] == line_sandbox.sobot.token

@@ -1,5 +1,6 @@
 """Fuzzing: every action's inputs and every asset, broken in every way
-hypothesis can think of, always end in a clean InputError (exit 2) with
+hypothesis can think of (NaN, Infinity, lone surrogates and integers past
+64 bits included), always end in a clean InputError (exit 2) with
 nothing sent, or (when the mutation happens to stay valid) a normal result.
 Malformed server answers always end in exit 1 with the raw text kept."""
 import json
@@ -27,8 +28,9 @@ ANY_URL = re.compile(r"https?://.*")
 
 garbage = st.recursive(
     st.none() | st.booleans() | st.integers(min_value=-2**70, max_value=2**70)
-    | st.floats(allow_nan=False) | st.text(max_size=50) | st.text(min_size=6000, max_size=6001)
-    | st.sampled_from(["", "\x00", "\ud7ff", "💥" * 3000, "U" * 33, "https://", "20260230"]),
+    | st.floats() | st.text(max_size=50) | st.text(min_size=6000, max_size=6001)
+    | st.sampled_from(["", "\x00", "\ud7ff", "\ud800", "x\udfffy", "💥" * 3000, "U" * 33, "https://",
+                      "20260230", 10 ** 400, -2 ** 63 - 1, float("nan"), float("-inf"), 1e308]),
     lambda inner: st.lists(inner, max_size=6) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
     max_leaves=12)
 
@@ -107,7 +109,8 @@ def test_broken_inputs_never_crash_and_never_send(spec):
     check()
 
 
-@given(st.sampled_from(sorted(ASSETS)), st.sampled_from(["drop", "replace", "extra", "url", "proxy"]), garbage)
+@given(st.sampled_from(sorted(ASSETS)),
+       st.sampled_from(["drop", "replace", "extra", "url", "proxy", "userinfo", "port"]), garbage)
 @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 def test_broken_assets_are_input_errors(asset_name, how, junk):
     spec = next(a for a in ACTIONS if asset_name in a.assets)
@@ -120,6 +123,10 @@ def test_broken_assets_are_input_errors(asset_name, how, junk):
         asset["unexpected_field"] = junk
     elif how == "url":
         asset["url"] = junk if isinstance(junk, str) and not junk.startswith("http") else "ftp://bad.example"
+    elif how == "userinfo":  # SPEC 7: a url with user:password is an invalid asset
+        asset["url"] = "https://someone:pw-%s@api.example" % len(str(junk))
+    elif how == "port":
+        asset["http_proxy"] = "http://proxy.example:%d" % (65536 + len(str(junk)))
     else:
         asset["http_proxy"] = junk if isinstance(junk, str) and not junk.startswith("http") else "proxy:3128"
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:

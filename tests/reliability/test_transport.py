@@ -38,6 +38,7 @@ def test_self_signed_server_fails_unless_verify_ssl_is_false(https_sandbox, monk
     (result,) = exc.value.output
     assert result["status_code"] == 0 and result["reason"] == "TLS verification failed"
     assert result["attempts"] == 1  # a certificate problem is not retried
+    assert result["delivery"] == "not sent"  # the handshake failed: no byte of the request was written
     assert https_sandbox.line.deliveries == []
     (ok,) = run_action("line_send_push", dict(asset, verify_ssl=False), {"to": USER, "messages": TEXT})
     assert ok["ok"] and len(https_sandbox.line.deliveries) == 1
@@ -181,3 +182,46 @@ def test_a_closed_port_is_retried_as_unsent_and_reported_not_sent():
     (result,) = exc.value.output
     assert result["reason"] == "Connection failed" and result["delivery"] == "not sent"
     assert result["attempts"] == 4
+
+
+def test_retries_stop_at_the_action_deadline_too(monkeypatch):
+    """The policy allows 1000 attempts over 1000 s, the action's deadline 5 s:
+    no attempt starts past it, no attempt's timeouts reach past it, and the
+    result after the last one is the last answer, not a made-up one."""
+    from line_connector.http import MIN_ATTEMPT_TIME, deadline_scope
+
+    clock = [100.0]
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    attempts = []
+
+    def sleep(s):
+        clock[0] += s
+
+    def answer(request):
+        attempts.append((clock[0], request.req_kwargs["timeout"]))
+        clock[0] += 0.3  # each answer takes a while
+        return 503, {}, "{}"
+
+    with responses.RequestsMock() as rsps:
+        rsps.add_callback("POST", "https://svc.example/x", callback=answer)
+        many = RetryPolicy(max_attempts=1000, deadline=1000.0, backoff=0.2, backoff_max=0.4,
+                           retry_statuses=frozenset({503}))
+        with deadline_scope(5):
+            result = HttpClient(sleep=sleep).send(Request("POST", "https://svc.example/x", body=b"{}", retry=many))
+    assert result["status_code"] == 503 and result["attempts"] == len(attempts) > 3
+    for started, (connect, read) in attempts:
+        assert started + MIN_ATTEMPT_TIME <= 105.0 and started + max(connect, read) <= 105.0 + 1e-9
+    assert result["delivery"] == "unknown"
+
+
+def test_a_request_after_the_deadline_is_not_sent(monkeypatch):
+    from line_connector.http import deadline_scope
+
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        rsps.add("POST", "https://svc.example/x", json={})
+        with deadline_scope(0.01):
+            time.sleep(0.05)
+            result = HttpClient().send(Request("POST", "https://svc.example/x", body=b"{}", extra={"retry_key": "k"}))
+        assert len(rsps.calls) == 0
+    assert result["delivery"] == "not sent" and "deadline" in result["note"] and result["retry_key"] == "k"
+    assert result["status_code"] == 0 and "attempts" not in result

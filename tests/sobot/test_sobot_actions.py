@@ -3,15 +3,17 @@ paging and ret_code handling."""
 import json
 import os
 import stat
+import time
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 import responses
 
-from line_connector import ActionError, InputError, run_action
-from line_connector.actions.sobot.token import sign
+from line_connector import ActionError, InputError, run_action, state
+from line_connector.actions.sobot.token import NAMESPACE, SobotToken, sign
 from line_connector.filecache import cache_dir
 from line_connector.http import HttpClient
+from line_connector.redaction import Redactor
 
 BASE = "https://sg.sobot.com"
 ASSET = {"appid": "app-1", "app_key": "sb-Canary-Secret-77"}
@@ -63,16 +65,198 @@ def test_the_token_is_shared_and_only_revealed_on_request():
     assert forced["token"] == "tok-second-0002" and len(responses.calls) == 2
 
 
+def token_dir():
+    return os.path.join(cache_dir(), "state", "sobot-token")
+
+
+def entry_paths(asset=ASSET, url=BASE):
+    """(entry file, lock file) of an asset's token in the file state store."""
+    auth = SobotToken(url, asset["appid"], asset["app_key"], Redactor())
+    base = os.path.join(token_dir(), state.key_hash(NAMESPACE, auth._entry))
+    return base + ".json", base + ".lock"
+
+
 @responses.activate
-def test_cache_file_is_private_atomic_and_never_holds_the_app_key():
+def test_store_files_are_private_even_under_umask_000_and_never_hold_the_app_key():
     responses.get(TOKEN_URL, json=token_reply("tok-cache-0003"))
-    run("sobot_get_token", {})
-    path = os.path.join(cache_dir(), "sobot-tokens.json")
-    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
-    assert stat.S_IMODE(os.stat(cache_dir()).st_mode) == 0o700
+    old = os.umask(0)
+    try:
+        run("sobot_get_token", {})
+    finally:
+        os.umask(old)
+    path, lock = entry_paths()
+    for d in (cache_dir(), os.path.join(cache_dir(), "state"), token_dir()):
+        assert stat.S_IMODE(os.stat(d).st_mode) == 0o700, d
+    for f in (path, lock):
+        assert stat.S_IMODE(os.stat(f).st_mode) == 0o600, f
     text = open(path, encoding="utf-8").read()
     assert "tok-cache-0003" in text and ASSET["app_key"] not in text and "app-1" not in text
-    assert [f for f in os.listdir(cache_dir()) if f.startswith(".tmp-")] == []
+    assert [f for f in os.listdir(token_dir()) if f.startswith(".tmp-")] == []
+
+
+def test_existing_loose_permissions_are_tightened(tmp_path):
+    os.makedirs(os.path.join(cache_dir(), "state", "sobot-token"))
+    os.chmod(os.path.join(cache_dir(), "state"), 0o777)
+    os.chmod(token_dir(), 0o755)
+    store = state.store()
+    store.put(NAMESPACE, "k", {"token": "x", "expires_at": 1e12}, 60)
+    assert stat.S_IMODE(os.stat(os.path.join(cache_dir(), "state")).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(token_dir()).st_mode) == 0o700
+
+
+BAD_ENTRIES = [
+    "[]", "null", "not json", '{"v": 1}', "\u0000\u0001", "{" * 100000,
+    '{"v":1,"k":"%(k)s","exp":NaN,"value":{"token":"tok-stale","expires_at":1e12}}',
+    '{"v":1,"k":"%(k)s","exp":1e12,"value":"tok-stale"}',
+    '{"v":1,"k":"%(k)s","exp":1e12,"value":{"token":"tok-stale"}}',
+    '{"v":1,"k":"%(k)s","exp":1e12,"value":{"token":"tok-stale","expires_at":null}}',
+    '{"v":1,"k":"%(k)s","exp":1e12,"value":{"token":"tok-stale","expires_at":"soon"}}',
+    '{"v":1,"k":"%(k)s","exp":1e12,"value":{"token":"tok-stale","expires_at":true}}',
+    '{"v":1,"k":"%(k)s","exp":1e12,"value":{"token":["tok-stale"],"expires_at":1e12}}',
+    '{"v":1,"k":"%(k)s","exp":1e12,"value":{"token":"tok stale\\n","expires_at":1e12}}',
+    '{"v":1,"k":"%(k)s","exp":1e12,"value":{"token":"","expires_at":1e12}}',
+    # a valid entry of another key copied over this one's file: never used
+    '{"v":1,"k":"%(other)s","exp":1e12,"value":{"token":"tok-stale","expires_at":1e12}}',
+]
+
+
+@pytest.mark.parametrize("bad", BAD_ENTRIES)
+@responses.activate
+def test_a_bad_cache_entry_is_dropped_never_crashes_never_used(bad):
+    responses.get(TOKEN_URL, json=token_reply("tok-good-0010"))
+    responses.post(TASKS_URL, json=page([], 1, 1))
+    path, _ = entry_paths()
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    khash = os.path.basename(path)[:-5]
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(bad % {"k": khash, "other": "0" * 64} if "%(" in bad else bad)
+    (result,) = run("sobot_query_task_list", {})
+    assert result["ok"]
+    sent = [c.request.headers.get("token") for c in responses.calls if c.request.url == TASKS_URL]
+    assert sent == ["tok-good-0010"]
+    assert state.store().get(NAMESPACE, SobotToken(BASE, "app-1", ASSET["app_key"], Redactor())._entry)["token"] \
+        == "tok-good-0010"
+
+
+@pytest.mark.parametrize("expires_in,low,high", [
+    (None, 86000, 86400), ("NaN", 86000, 86400), ("1e308", 86000, 86400), (1e308, 86000, 86400),
+    ("-5", 0, 1), (-1e308, 0, 1), ("abc", 86000, 86400), (True, 86000, 86400), ({"x": 1}, 86000, 86400),
+    (3600, 3000, 3600),
+])
+@responses.activate
+def test_expires_in_is_clamped(expires_in, low, high):
+    """Sobot documents tokens valid 24 h (expires_in 86400):
+    https://www.sobot.com/developerdocs/ (get_token); anything absurd is clamped."""
+    reply = token_reply("tok-exp-0011")
+    reply["item"]["expires_in"] = expires_in
+    responses.get(TOKEN_URL, json=reply)
+    out = run("sobot_get_token", {})
+    assert low <= out["expires_in"] <= high
+    json.dumps(out, allow_nan=False)
+
+
+@pytest.mark.parametrize("token", ["tok-with\nnewline", "tok with space", "tok-\x7f", "tok-ü", "", 42,
+                                   "x" * 5000])
+@responses.activate
+def test_a_token_that_cannot_travel_in_a_header_is_a_failure_not_a_crash(token):
+    responses.get(TOKEN_URL, json={"item": {"token": token, "expires_in": 86400}, "ret_code": "000000"})
+    responses.post(TASKS_URL, json=page([], 1, 1))
+    with pytest.raises(ActionError) as exc:
+        run("sobot_query_task_list", {})
+    (result,) = exc.value.output
+    assert result["ok"] is False and ("cannot be used" in result["note"] or "get_token failed" in result["note"])
+    assert not any(c.request.url == TASKS_URL for c in responses.calls)
+    path, _ = entry_paths()
+    assert not os.path.exists(path)
+    if isinstance(token, str) and len(token) > 3:
+        assert token not in json.dumps(exc.value.output)
+
+
+@responses.activate
+def test_a_symlink_at_the_entry_path_is_never_followed(tmp_path):
+    responses.get(TOKEN_URL, json=token_reply("tok-real-0012"))
+    responses.post(TASKS_URL, json=page([], 1, 1))
+    path, _ = entry_paths()
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    target = tmp_path / "elsewhere.json"
+    khash = os.path.basename(path)[:-5]
+    planted = json.dumps({"v": 1, "k": khash, "exp": 1e12, "value": {"token": "tok-planted", "expires_at": 1e12}})
+    target.write_text(planted)
+    os.symlink(target, path)
+    (result,) = run("sobot_query_task_list", {})
+    assert result["ok"]
+    assert [c.request.headers["token"] for c in responses.calls if c.request.url == TASKS_URL] == ["tok-real-0012"]
+    assert target.read_text() == planted           # written past the link, never through it
+    assert not os.path.islink(path) and "tok-real-0012" in open(path).read()
+
+
+@responses.activate
+def test_a_symlink_at_the_lock_path_is_never_followed(tmp_path):
+    responses.get(TOKEN_URL, json=token_reply("tok-lock-0013"))
+    responses.post(TASKS_URL, json=page([], 1, 1))
+    _, lock = entry_paths()
+    os.makedirs(os.path.dirname(lock), exist_ok=True)
+    target = tmp_path / "victim.txt"
+    target.write_text("precious")
+    os.chmod(target, 0o644)
+    os.symlink(target, lock)
+    (result,) = run("sobot_query_task_list", {})
+    assert result["ok"]
+    assert target.read_text() == "precious" and stat.S_IMODE(os.stat(target).st_mode) == 0o644
+    assert not os.path.islink(lock)
+
+
+@responses.activate
+def test_a_symlinked_state_directory_degrades_to_unshared_with_a_note(tmp_path):
+    responses.get(TOKEN_URL, json=token_reply("tok-dir-0014"))
+    responses.post(TASKS_URL, json=page([], 1, 1))
+    os.makedirs(cache_dir())
+    (tmp_path / "attacker").mkdir()
+    os.symlink(tmp_path / "attacker", os.path.join(cache_dir(), "state"))
+    (result,) = run("sobot_query_task_list", {})
+    assert result["ok"] and "not shared with other processes" in result["note"]
+    assert os.listdir(tmp_path / "attacker") == []
+
+
+@responses.activate
+def test_an_unusable_cache_directory_degrades_to_unshared_with_a_note(tmp_path, monkeypatch):
+    responses.get(TOKEN_URL, json=token_reply("tok-ro-0015"))
+    responses.post(TASKS_URL, json=page([], 1, 1))
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("LINE_CONNECTOR_CACHE_DIR", str(blocker / "cache"))  # parent is a file: ENOTDIR
+    (result,) = run("sobot_query_task_list", {})
+    assert result["ok"] and "state directory" in result["note"] and "this process only" in result["note"]
+    (again,) = run("sobot_query_task_list", {})     # the in-process token is still shared within the process
+    assert again["ok"] and len([c for c in responses.calls if c.request.url.startswith(TOKEN_URL)]) == 1
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root ignores directory permissions")
+@responses.activate
+def test_a_read_only_cache_directory_degrades_to_unshared_with_a_note():
+    responses.get(TOKEN_URL, json=token_reply("tok-ro-0016"))
+    responses.post(TASKS_URL, json=page([], 1, 1))
+    os.makedirs(cache_dir(), mode=0o500)
+    try:
+        (result,) = run("sobot_query_task_list", {})
+    finally:
+        os.chmod(cache_dir(), 0o700)
+    assert result["ok"] and "this process only" in result["note"]
+
+
+@responses.activate
+def test_a_held_lock_ends_within_the_deadline_with_a_failure_result():
+    """Another process holding this asset's lock (a slow token URL) makes the
+    action fail after the bounded wait, with nothing sent, never hang."""
+    responses.post(TASKS_URL, json=page([], 1, 1))
+    auth = SobotToken(BASE, "app-1", ASSET["app_key"], Redactor())
+    started = time.monotonic()
+    with state.store().lock(NAMESPACE, auth._entry, 5):
+        with pytest.raises(ActionError) as exc:
+            run_action("sobot_query_task_list", ASSET, {}, client=HttpClient(sleep=lambda s: None), deadline=2)
+    assert time.monotonic() - started < 2 + 10  # the deadline plus a generous margin
+    (result,) = exc.value.output
+    assert result["delivery"] == "not sent" and "lock" in result["note"] and len(responses.calls) == 0
 
 
 @responses.activate
@@ -172,3 +356,87 @@ def test_bad_inputs_name_the_field_and_send_nothing(action, inputs, path):
         run(action, inputs)
     assert path in [d["path"] for d in exc.value.details]
     assert len(responses.calls) == 0
+
+
+class _TenantServer:
+    """A Sobot-like server on 127.0.0.1 whose token URL hangs for the appid
+    "slow" until released: the stand-in for one tenant's slow token URL."""
+
+    def __init__(self):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.release = threading.Event()
+        self.slow_arrived = threading.Event()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _json(self, obj):
+                data = json.dumps(obj).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self):
+                query = dict(parse_qsl(urlsplit(self.path).query))
+                if query.get("appid") == "slow":
+                    outer.slow_arrived.set()
+                    outer.release.wait(60)
+                self._json(token_reply("tok-%s" % query.get("appid")))
+
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self._json(page([{"tenant": (self.headers.get("token") or "")[4:]}], 1, 1))
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_one_slow_tenant_never_blocks_the_others():
+    """Five processes, five tenants; tenant "slow" hangs inside its token
+    fetch (holding its lock). The other four finish while it still hangs:
+    locks are per asset (issue 12 measured them queueing 16-75 s)."""
+    import subprocess
+    import sys
+
+    server = _TenantServer()
+    try:
+        def start(appid):
+            payload = json.dumps({"asset": {"url": server.url, "appid": appid, "app_key": "k-" + appid},
+                                  "inputs": {}})
+            proc = subprocess.Popen([sys.executable, "-m", "line_connector.cli", "run", "sobot_query_task_list"],
+                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    text=True)
+            proc.stdin.write(payload)
+            proc.stdin.close()
+            return proc
+
+        slow = start("slow")
+        assert server.slow_arrived.wait(30), "the slow tenant's token request never arrived"
+        others = [start("tenant-%d" % i) for i in range(4)]
+        for i, proc in enumerate(others):
+            assert proc.wait(timeout=40) == 0, proc.stderr.read()
+            (result,) = json.loads(proc.stdout.read())
+            assert result["ok"] and result["json_body"]["items"] == [{"tenant": "tenant-%d" % i}]
+        assert slow.poll() is None  # still waiting for its own token, holding only its own lock
+        server.release.set()
+        assert slow.wait(timeout=40) == 0, slow.stderr.read()
+    finally:
+        server.stop()
+        for proc in [p for p in locals().get("others", []) + [locals().get("slow")] if p is not None]:
+            if proc.poll() is None:
+                proc.kill()
+            for stream in (proc.stdout, proc.stderr):
+                stream.close()

@@ -1,0 +1,720 @@
+"""The state store: the one place for what processes must share.
+
+The CLI runs one process per action, yet some state must outlive it and be
+seen by every other process: Sobot tokens (Sobot invalidates the old token on
+every fetch, so fetching per process breaks the others), OAuth tokens, the
+content sent under each LINE retry key (SPEC 7), and later webhook event ids
+and idempotency records (SPEC 8).
+
+The interface is small so that a Redis backend (issue 14) can slot in:
+
+* ``get(namespace, key)`` -> the JSON value, or None (absent, expired or bad);
+* ``put(namespace, key, value, ttl)``: store a JSON value for ``ttl`` seconds;
+* ``delete(namespace, key)``;
+* ``add_if_absent(namespace, key, value, ttl, wait)`` -> None if stored, else
+  the value already there (atomic: two processes never both "add");
+* ``lock(namespace, key, wait)``: a context manager holding an exclusive
+  per-key lock; raises ``LockTimeout`` after ``wait`` seconds, never blocks
+  forever, and one key's holder never blocks another key.
+
+TTLs are enforced on read (an expired entry is absent). Keys are arbitrary
+strings; callers put a hash of the credentials in them so an entry never
+serves another asset. The store hashes the key again for the file name and
+keeps that hash in the entry, so a file copied or renamed under another key is
+refused.
+
+File backend (the default): ``<cache dir>/state/<namespace>/<sha256>.json``
+plus a ``.lock`` file per key, the directories 0700 and files 0600 whatever
+the umask, every open with ``O_NOFOLLOW`` and a symlink at any of those paths
+refused. A damaged entry (bad JSON, wrong shape, NaN, too large, too deep) is
+dropped, never raised. When the directory cannot be used (unwritable, a
+symlink, owned by someone else) the store degrades to an in-process memory
+store and says so in ``note``; the runner copies that note into the result.
+"""
+import contextlib
+import contextvars
+import errno
+import hashlib
+import json
+import math
+import os
+import shutil
+import stat
+import tempfile
+import threading
+import time
+import weakref
+
+from .errors import InputError
+
+#: the lock wait used when a caller passes no finite wait
+DEFAULT_WAIT = 30.0
+#: an entry file larger than this is damaged, not data
+MAX_ENTRY_BYTES = 1024 * 1024
+ENV_STATE = "LINE_CONNECTOR_STATE"
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+#: what open(O_NOFOLLOW) raises on a symlink: ELOOP (Linux, macOS), EMLINK (FreeBSD), EFTYPE (NetBSD)
+_SYMLINK_ERRNOS = tuple(getattr(errno, n) for n in ("ELOOP", "EMLINK", "EFTYPE") if hasattr(errno, n))
+_NS_OK = set("abcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
+class LockTimeout(Exception):
+    """A per-key lock stayed held past the bounded wait."""
+
+    def __init__(self, namespace, waited):
+        super().__init__("waited %.1f s for the %s lock: another process or thread is still holding it "
+                         "(for example, fetching a token from a slow server); try again later"
+                         % (waited, namespace))
+        self.namespace = namespace
+        self.waited = waited
+
+
+class StateError(OSError):
+    """The file backend cannot use its directory (raised internally; the
+    store then degrades to memory)."""
+
+
+def wait_budget(cap=None):
+    """Seconds a lock may be waited for: what the action's deadline leaves
+    (``line_connector.http.time_left``), never negative, optionally capped."""
+    from .http import time_left
+
+    left = time_left()
+    left = max(0.0, left) if _finite(left) else DEFAULT_WAIT
+    return min(left, cap) if cap is not None else left
+
+
+def _check_ns(namespace):
+    if not namespace or not set(namespace) <= _NS_OK:
+        raise ValueError("namespace must be [a-z0-9_-]+")
+
+
+def key_hash(namespace, key):
+    return hashlib.sha256(("%s\n%s" % (namespace, key)).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _dumps(value):
+    # strict JSON: a NaN never reaches a file another process must parse
+    return json.dumps(value, allow_nan=False, separators=(",", ":"), sort_keys=True)
+
+
+def _reject_constant(name):
+    raise ValueError("non-standard JSON constant %s" % name)
+
+
+def _finite(x):
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _valid_entry(data, khash, now):
+    """The value of a well-formed, unexpired entry for this key, else None."""
+    if not isinstance(data, dict) or data.get("v") != 1 or data.get("k") != khash:
+        return None
+    exp = data.get("exp")
+    if not _finite(exp) or exp <= now or "value" not in data:
+        return None
+    return data
+
+
+class Store:
+    """The interface every backend implements (see the module docstring)."""
+
+    #: False when state is only shared within this process (degraded)
+    shared = True
+    #: why the store is not shared, for the result's ``note``; None when fine
+    note = None
+    clock = staticmethod(time.time)
+
+    def get(self, namespace, key):
+        raise NotImplementedError
+
+    def put(self, namespace, key, value, ttl):
+        raise NotImplementedError
+
+    def delete(self, namespace, key):
+        raise NotImplementedError
+
+    def lock(self, namespace, key, wait):
+        raise NotImplementedError
+
+    def add_if_absent(self, namespace, key, value, ttl, wait=None):
+        """Store ``value`` unless a live entry exists: None when stored, else
+        the existing value. Atomic across processes (under the key's lock)."""
+        with self.lock(namespace, key, wait_budget() if wait is None else wait):
+            existing = self.get(namespace, key)
+            if existing is not None:
+                return existing
+            self.put(namespace, key, value, ttl)
+            return None
+
+    @staticmethod
+    def _ttl(ttl):
+        if not _finite(ttl) or ttl <= 0:
+            raise ValueError("ttl must be a positive finite number of seconds")
+        return float(ttl)
+
+
+class MemoryStore(Store):
+    """Shared by the threads of one process only: the fallback when no
+    directory can be used, and the model for what other backends promise."""
+
+    shared = False
+
+    def __init__(self, note=None):
+        self.note = note
+        self._data = {}
+        self._guard = threading.Lock()
+        self._locks = {}
+
+    def get(self, namespace, key):
+        _check_ns(namespace)
+        khash = key_hash(namespace, key)
+        with self._guard:
+            entry = _valid_entry(self._data.get(khash), khash, self.clock())
+            return None if entry is None else json.loads(_dumps(entry["value"]))
+
+    def put(self, namespace, key, value, ttl):
+        _check_ns(namespace)
+        khash = key_hash(namespace, key)
+        entry = {"v": 1, "k": khash, "exp": self.clock() + self._ttl(ttl), "value": json.loads(_dumps(value))}
+        with self._guard:
+            self._data[khash] = entry
+
+    def delete(self, namespace, key):
+        with self._guard:
+            self._data.pop(key_hash(namespace, key), None)
+
+    @contextlib.contextmanager
+    def lock(self, namespace, key, wait):
+        _check_ns(namespace)
+        khash = key_hash(namespace, key)
+        with self._guard:
+            lk = self._locks.setdefault(khash, threading.Lock())
+        started = time.monotonic()
+        if not lk.acquire(timeout=max(0.0, float(wait))):
+            raise LockTimeout(namespace, time.monotonic() - started)
+        try:
+            yield
+        finally:
+            lk.release()
+
+
+def _os_lock(fd):
+    """Try once to take an exclusive OS lock on ``fd``; True on success."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        import msvcrt
+
+        try:
+            os.lseek(fd, 0, 0)
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+            return True
+        except OSError:
+            return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+    except OSError as exc:
+        if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+            return False
+        raise
+
+
+def _os_unlock(fd):
+    try:
+        import fcntl
+    except ImportError:
+        import msvcrt
+
+        os.lseek(fd, 0, 0)
+        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+        return
+    fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+class FileStore(Store):
+    """Files in a private directory; see the module docstring for the rules."""
+
+    def __init__(self, root):
+        self.root = root
+        self._fallback = None
+        self._guard = threading.Lock()
+        self._thread_locks = {}
+        self._ready = set()
+
+    # ---------------------------------------------------------- degradation
+    @property
+    def note(self):
+        return self._fallback.note if self._fallback is not None else None
+
+    @property
+    def shared(self):
+        return self._fallback is None
+
+    def _degrade(self, exc):
+        with self._guard:
+            if self._fallback is None:
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+                self._fallback = MemoryStore(
+                    "state directory %s is not usable (%s): tokens and retry-key memory are kept in this "
+                    "process only, not shared with other processes" % (self.root, reason))
+        return self._fallback
+
+    # ------------------------------------------------------------ the paths
+    def _secure_dir(self, path):
+        """Create ``path`` 0700 if missing; refuse a symlink, a non-directory
+        or someone else's directory; force the mode to 0700."""
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            pass
+        st = os.lstat(path)
+        if stat.S_ISLNK(st.st_mode):
+            raise StateError(errno.ELOOP, "%s is a symlink" % path)
+        if not stat.S_ISDIR(st.st_mode):
+            raise StateError(errno.ENOTDIR, "%s is not a directory" % path)
+        if hasattr(os, "geteuid") and st.st_uid != os.geteuid():
+            raise StateError(errno.EPERM, "%s belongs to another user" % path)
+        if stat.S_IMODE(st.st_mode) != 0o700:
+            os.chmod(path, 0o700)
+
+    def _dir(self, namespace):
+        _check_ns(namespace)
+        path = os.path.join(self.root, namespace)
+        if namespace not in self._ready:
+            cache = os.path.dirname(self.root)
+            _make_private_dirs(cache)
+            st = os.lstat(cache)
+            if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+                raise StateError(errno.ELOOP, "%s is a symlink or not a directory" % cache)
+            self._secure_dir(self.root)
+            self._secure_dir(path)
+            self._ready.add(namespace)
+        return path
+
+    def _paths(self, namespace, key):
+        khash = key_hash(namespace, key)
+        base = os.path.join(self._dir(namespace), khash)
+        return khash, base + ".json", base + ".lock"
+
+    # ---------------------------------------------------------- file access
+    def _read(self, path, khash):
+        """The entry at ``path`` if well-formed, for this key and live; else
+        None. A bad entry is treated as absent (the next ``put`` replaces it
+        atomically); it is never followed (symlink), never raises."""
+        try:
+            fd = os.open(path, os.O_RDONLY | _NOFOLLOW)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            if exc.errno in _SYMLINK_ERRNOS:  # a symlink where an entry should be: never followed
+                return None
+            raise
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_ENTRY_BYTES:
+                return None
+            chunks, size = [], 0
+            while size <= MAX_ENTRY_BYTES:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
+        finally:
+            os.close(fd)
+        if size > MAX_ENTRY_BYTES:
+            return None
+        try:
+            data = json.loads(b"".join(chunks).decode("utf-8"), parse_constant=_reject_constant)
+        except (ValueError, RecursionError):
+            return None
+        return _valid_entry(data, khash, self.clock())
+
+    def _write(self, directory, path, entry):
+        text = _dumps(entry).encode("utf-8")
+        fd, tmp = None, None
+        for _ in range(10):
+            tmp = os.path.join(directory, ".tmp-%s-%s" % (os.getpid(), os.urandom(6).hex()))
+            try:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600)
+                break
+            except FileExistsError:
+                continue
+        if fd is None:
+            raise StateError(errno.EEXIST, "cannot create a temporary file in %s" % directory)
+        try:
+            if hasattr(os, "fchmod"):
+                os.fchmod(fd, 0o600)
+            os.write(fd, text)
+            os.fsync(fd)
+            os.close(fd)
+            fd = None
+            os.replace(tmp, path)  # replaces a symlink itself, never what it points to
+        except BaseException:
+            if fd is not None:
+                os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+
+    # ------------------------------------------------------------ interface
+    def get(self, namespace, key):
+        if self._fallback is not None:
+            return self._fallback.get(namespace, key)
+        try:
+            khash, path, _ = self._paths(namespace, key)
+            entry = self._read(path, khash)
+        except OSError as exc:
+            return self._degrade(exc).get(namespace, key)
+        return None if entry is None else entry["value"]
+
+    def put(self, namespace, key, value, ttl):
+        if self._fallback is not None:
+            return self._fallback.put(namespace, key, value, ttl)
+        entry = {"v": 1, "exp": self.clock() + self._ttl(ttl), "value": value}
+        for attempt in (1, 2):
+            try:
+                khash, path, _ = self._paths(namespace, key)
+                entry["k"] = khash
+                self._write(os.path.dirname(path), path, entry)
+                break
+            except FileNotFoundError as exc:  # the directory was removed since: make it again, once
+                self._ready.discard(namespace)
+                if attempt == 2:
+                    return self._degrade(exc).put(namespace, key, value, ttl)
+            except OSError as exc:
+                return self._degrade(exc).put(namespace, key, value, ttl)
+        self._maybe_sweep(namespace)
+        return None
+
+    def delete(self, namespace, key):
+        if self._fallback is not None:
+            return self._fallback.delete(namespace, key)
+        try:
+            _, path, _ = self._paths(namespace, key)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+        except OSError as exc:
+            self._degrade(exc).delete(namespace, key)
+
+    @contextlib.contextmanager
+    def lock(self, namespace, key, wait):
+        if self._fallback is not None:
+            with self._fallback.lock(namespace, key, wait):
+                yield
+            return
+        try:
+            _, _, lock_path = self._paths(namespace, key)
+        except OSError as exc:
+            with self._degrade(exc).lock(namespace, key, wait):
+                yield
+            return
+        with self._guard:
+            tlock = self._thread_locks.setdefault(lock_path, threading.Lock())
+        started = time.monotonic()
+        wait = max(0.0, float(wait)) if _finite(wait) else DEFAULT_WAIT
+        if not tlock.acquire(timeout=wait):
+            raise LockTimeout(namespace, time.monotonic() - started)
+        try:
+            try:
+                fd = self._acquire_file(lock_path, started, wait, namespace)
+            except OSError as exc:
+                fallback = self._degrade(exc)
+                with fallback.lock(namespace, key, max(0.0, wait - (time.monotonic() - started))):
+                    yield
+                return
+            try:
+                yield
+            finally:
+                with contextlib.suppress(OSError):
+                    _os_unlock(fd)
+                os.close(fd)
+        finally:
+            tlock.release()
+
+    def _open_lock(self, lock_path):
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | _NOFOLLOW, 0o600)
+        except OSError as exc:
+            if exc.errno not in _SYMLINK_ERRNOS:
+                raise
+            # a symlink planted at the lock path: remove the link itself (never
+            # what it points to) and create a real lock file in its place
+            if not stat.S_ISLNK(os.lstat(lock_path).st_mode):
+                raise
+            os.unlink(lock_path)
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600)
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or (hasattr(os, "geteuid") and st.st_uid != os.geteuid()):
+            os.close(fd)
+            raise StateError(errno.EPERM, "%s is not a lock file of this user" % lock_path)
+        if stat.S_IMODE(st.st_mode) != 0o600 and hasattr(os, "fchmod"):
+            os.fchmod(fd, 0o600)
+        return fd
+
+    def _acquire_file(self, lock_path, started, wait, namespace):
+        """Poll a non-blocking OS lock until ``wait`` runs out. After taking
+        it, check the file is still the one at the path (a sweeper may have
+        removed it): otherwise start over on the new file."""
+        pause = 0.005
+        while True:
+            fd = self._open_lock(lock_path)
+            while not _os_lock(fd):
+                if time.monotonic() - started >= wait:
+                    os.close(fd)
+                    raise LockTimeout(namespace, time.monotonic() - started)
+                time.sleep(pause)
+                pause = min(pause * 2, 0.05)
+            try:
+                same = os.path.samestat(os.fstat(fd), os.lstat(lock_path))
+            except FileNotFoundError:
+                same = False
+            if same:
+                return fd
+            _os_unlock(fd)
+            os.close(fd)
+
+    # ---------------------------------------------------------------- sweep
+    _swept = {}
+
+    def _maybe_sweep(self, namespace, every=3600.0, limit=2000):
+        """Remove expired entries (and their lock files) now and then, so a
+        namespace of 24 h retry keys does not grow forever: at most once an
+        hour per directory across all processes (a ``.swept`` marker file's
+        mtime says when), at most ``limit`` files a time. Only entries whose
+        lock can be taken at once are touched, and re-read under it."""
+        now = time.monotonic()
+        mark = (self.root, namespace)
+        with self._guard:
+            if now - FileStore._swept.get(mark, -every) < every:
+                return
+            FileStore._swept[mark] = now
+        directory = os.path.join(self.root, namespace)
+        marker = os.path.join(directory, ".swept")
+        try:
+            st = os.lstat(marker)
+            if stat.S_ISREG(st.st_mode) and time.time() - st.st_mtime < every:
+                return
+            os.unlink(marker)
+        except FileNotFoundError:
+            pass
+        except OSError:
+            return
+        try:
+            os.close(os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600))
+            names = [n for n in os.listdir(directory) if n.endswith(".json")][:limit]
+        except OSError:
+            return  # another process is sweeping (it created the marker first)
+        wall = self.clock()
+        for name in names:
+            path = os.path.join(directory, name)
+            lock_path = path[:-5] + ".lock"
+            try:
+                with open(path, "rb", opener=lambda p, f: os.open(p, f | _NOFOLLOW)) as fh:
+                    data = json.loads(fh.read(MAX_ENTRY_BYTES + 1).decode("utf-8"),
+                                      parse_constant=_reject_constant)
+                if isinstance(data, dict) and _finite(data.get("exp")) and data["exp"] > wall:
+                    continue
+                fd = self._open_lock(lock_path)
+            except (OSError, ValueError, RecursionError):
+                continue
+            try:
+                if not _os_lock(fd):
+                    continue
+                try:
+                    with open(path, "rb", opener=lambda p, f: os.open(p, f | _NOFOLLOW)) as fh:
+                        data = json.loads(fh.read(MAX_ENTRY_BYTES + 1).decode("utf-8"),
+                                          parse_constant=_reject_constant)
+                    if not (isinstance(data, dict) and _finite(data.get("exp")) and data["exp"] > wall):
+                        os.unlink(path)
+                        os.unlink(lock_path)
+                except (OSError, ValueError, RecursionError):
+                    pass
+                finally:
+                    _os_unlock(fd)
+            finally:
+                os.close(fd)
+
+
+def _make_private_dirs(path):
+    """Create ``path`` and any missing parents with mode 0700 (the mode
+    argument alone yields to the umask and is ignored for parents)."""
+    missing = []
+    while path and not os.path.lexists(path):
+        missing.append(path)
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    for directory in reversed(missing):
+        try:
+            os.mkdir(directory, 0o700)
+        except FileExistsError:
+            continue
+        os.chmod(directory, 0o700)
+
+
+# ------------------------------------------------- what token caches share
+MAX_TOKEN_LENGTH = 4096
+
+
+def valid_token(token):
+    """A token travels in an HTTP header: a non-empty string of visible
+    ASCII (no space, newline or control character), of sane length."""
+    return isinstance(token, str) and 0 < len(token) <= MAX_TOKEN_LENGTH \
+        and all("!" <= c <= "~" for c in token)
+
+
+def live_token(entry, now):
+    """(token, expires_at) of a cached token entry ``{"token", "expires_at"}``
+    that is well formed and not yet expired at ``now``, else None: an entry
+    of the wrong shape is treated as absent, never trusted."""
+    if not isinstance(entry, dict):
+        return None
+    token, expires_at = entry.get("token"), entry.get("expires_at")
+    if not valid_token(token) or isinstance(expires_at, bool) or not isinstance(expires_at, (int, float)) \
+            or not math.isfinite(expires_at) or expires_at <= now:
+        return None
+    return token, float(expires_at)
+
+
+def clamp_lifetime(value, default, low, high):
+    """``expires_in`` as a vendor sent it (number, numeric string, null,
+    NaN, 1e308, negative...) -> seconds within [low, high]."""
+    if isinstance(value, bool):
+        return default
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return default
+    if math.isnan(seconds):
+        return default
+    return min(high, max(low, seconds))
+
+
+# ------------------------------------------------------------------ store()
+_STORES = {}
+_STORES_GUARD = threading.Lock()
+_OVERRIDE = contextvars.ContextVar("line_connector_state", default=None)
+
+
+def state_dir():
+    """``<cache dir>/state`` (cache dir: see ``line_connector.filecache``)."""
+    from .filecache import cache_dir
+
+    return os.path.join(cache_dir(), "state")
+
+
+def _config_error(message):
+    return InputError("invalid state store setting",
+                      [{"path": "env." + ENV_STATE, "message": message}])
+
+
+def store():
+    """The process's state store. A private scope (``private()``, used by
+    ``--sandbox`` runs) wins; else ``LINE_CONNECTOR_STATE`` (unset or
+    ``file:`` means files in the cache dir); else files in the cache dir.
+    Raises InputError (exit 2) for a setting this version cannot honour."""
+    override = _OVERRIDE.get()
+    if override is not None:
+        return override
+    setting = os.environ.get(ENV_STATE, "").strip()
+    if setting and setting != "file:":
+        scheme = setting.split(":", 1)[0].lower() if ":" in setting else ""
+        if scheme in ("redis", "rediss"):
+            raise _config_error("a Redis state store is not available in this version; unset %s to use "
+                                "files in the cache directory" % ENV_STATE)
+        raise _config_error("unknown state store %r: leave it unset (files in the cache directory)"
+                            % (scheme + ":" if scheme else "(no scheme)"))
+    root = state_dir()
+    with _STORES_GUARD:
+        found = _STORES.get(root)
+        if found is None:
+            found = _STORES[root] = FileStore(root)
+        return found
+
+
+def forget():
+    """Drop this process's store objects (and their in-memory fallbacks);
+    tests use it so one test's degraded store does not leak into the next."""
+    with _STORES_GUARD:
+        _STORES.clear()
+    FileStore._swept.clear()
+
+
+class PrivateScope:
+    """Runs inside it use a private state directory instead of the cache
+    dir. ``close()`` ends the scope (and deletes the directory unless it
+    belongs to an owner that outlives the scope)."""
+
+    def __init__(self, store, cleanup=None):
+        self.store = store
+        self._cleanup = cleanup
+        self._token = _OVERRIDE.set(store)
+
+    def close(self):
+        if self._token is not None:
+            try:
+                _OVERRIDE.reset(self._token)
+            except ValueError:  # closed from another context: just stop overriding
+                _OVERRIDE.set(None)
+            self._token = None
+            if self._cleanup is not None:
+                self._cleanup()
+
+
+_OWNED = weakref.WeakKeyDictionary()
+
+
+def _temp_store():
+    path = tempfile.mkdtemp(prefix="line-connector-state-")  # 0700, ours
+    return path, FileStore(os.path.join(path, "state"))
+
+
+def private(owner=None):
+    """A private state scope (``--sandbox`` runs: ``owner`` is the Sandbox).
+
+    With an owner, the directory lives as long as the owner does, so several
+    runs against one sandbox share their state exactly as several runs
+    against LINE would (its emulator remembers retry keys too), and it is
+    deleted when the owner is collected or the process exits. Without one,
+    each scope gets its own directory, deleted on ``close()``. Either way
+    nothing reaches the user's cache directory."""
+    if owner is not None:
+        with _STORES_GUARD:
+            try:
+                found = _OWNED.get(owner)
+            except TypeError:  # not weak-referenceable: fall back to one directory per run
+                found, owner = None, None
+            if owner is not None:
+                if found is None:
+                    path, found = _temp_store()
+                    weakref.finalize(owner, shutil.rmtree, path, True)
+                    _OWNED[owner] = found
+                return PrivateScope(found)
+    path, found = _temp_store()
+    return PrivateScope(found, cleanup=lambda: shutil.rmtree(path, ignore_errors=True))
+
+
+def annotate(output):
+    """Copy the store's degradation note (if any) into a run's output: every
+    result of a list, or the top level of an object. Called by the runner."""
+    current = _OVERRIDE.get()
+    if current is None:
+        with _STORES_GUARD:
+            current = _STORES.get(state_dir())
+    note = current.note if current is not None else None
+    if not note:
+        return output
+    for item in (output if isinstance(output, list) else [output]):
+        if isinstance(item, dict):
+            item["note"] = "%s; %s" % (item["note"], note) if item.get("note") else note
+    return output
+
+
+__all__ = ["Store", "FileStore", "MemoryStore", "LockTimeout", "store", "private", "forget", "annotate",
+           "wait_budget", "state_dir", "key_hash", "valid_token", "clamp_lifetime", "DEFAULT_WAIT"]

@@ -1,0 +1,156 @@
+"""The official LINE SDK (line-bot-sdk v3, ``linebot.v3.messaging``) pointed
+at the sandbox: every LINE action of the pack that the SDK has a method for
+is called through the SDK, and each answer must deserialize into the SDK's
+own response model. Software no one here wrote is the judge of whether the
+sandbox answers in LINE's shapes; a refused message must come back as the
+SDK's ApiException with LINE's 400 body (details[].property)."""
+import datetime
+import json
+import uuid
+
+import pytest
+
+pytest.importorskip("linebot.v3.messaging")
+
+from linebot.v3.messaging import (  # noqa: E402
+    ApiClient, ApiException, BotInfoResponse, BroadcastRequest, Configuration, ImageMessage, MessagingApi,
+    MessageQuotaResponse, MulticastRequest, NarrowcastProgressResponse, NarrowcastRequest, NumberOfMessagesResponse,
+    PushMessageRequest, PushMessageResponse, QuotaConsumptionResponse, ReplyMessageRequest, ReplyMessageResponse,
+    ShowLoadingAnimationRequest, StickerMessage, TextMessage, ValidateMessageRequest)
+from linebot.v3.messaging.models import Message  # noqa: E402
+
+from helpers import USER  # noqa: E402
+from line_connector.manifest import manifest  # noqa: E402
+from line_connector.sandbox import DEMO_NARROWCAST_ID, Sandbox  # noqa: E402
+import message_corpus  # noqa: E402
+
+KST = datetime.timezone(datetime.timedelta(hours=9))
+
+#: pack action -> the SDK method that does the same request
+SDK_METHOD = {
+    "line_send_push": "push_message", "line_send_reply": "reply_message", "line_send_multicast": "multicast",
+    "line_send_broadcast": "broadcast", "line_send_narrowcast": "narrowcast",
+    "line_validate_push": "validate_push", "line_validate_reply": "validate_reply",
+    "line_validate_multicast": "validate_multicast", "line_validate_narrowcast": "validate_narrowcast",
+    "line_validate_broadcast": "validate_broadcast", "line_get_quota": "get_message_quota",
+    "line_get_consumption": "get_message_quota_consumption",
+    "line_get_sent_push_count": "get_number_of_sent_push_messages",
+    "line_get_sent_reply_count": "get_number_of_sent_reply_messages",
+    "line_get_sent_multicast_count": "get_number_of_sent_multicast_messages",
+    "line_get_sent_broadcast_count": "get_number_of_sent_broadcast_messages",
+    "line_get_narrowcast_progress": "get_narrowcast_progress",
+    "line_display_loading_animation": "show_loading_animation", "line_get_bot_info": "get_bot_info",
+}
+
+
+@pytest.fixture(scope="module")
+def sandbox():
+    with Sandbox() as sb:
+        yield sb
+
+
+@pytest.fixture
+def api(sandbox):
+    config = Configuration(host=sandbox.url, access_token=sandbox.credentials["token"])
+    with ApiClient(config) as client:
+        yield MessagingApi(client)
+
+
+def test_the_map_covers_every_http_line_action_of_the_pack():
+    actions = {a.name for a in manifest().actions.values() if a.name.startswith("line_")}
+    assert set(SDK_METHOD) == actions - {"line_parse_webhook"}
+    assert all(hasattr(MessagingApi, m) for m in SDK_METHOD.values())
+
+
+def test_push_and_reply_deserialize_into_the_sdks_models(sandbox, api):
+    key = str(uuid.uuid4())
+    request = PushMessageRequest(to=USER, messages=[TextMessage(text="hello"),
+                                                    StickerMessage(package_id="446", sticker_id="1988")])
+    pushed = api.push_message_with_http_info(request, x_line_retry_key=key)
+    assert pushed.status_code == 200 and isinstance(pushed.data, PushMessageResponse)
+    assert len(pushed.data.sent_messages) == 2 and all(s.id and s.quote_token for s in pushed.data.sent_messages)
+    assert pushed.headers["X-Line-Request-Id"]
+    # the same retry key again: LINE's 409, carrying what was accepted
+    with pytest.raises(ApiException) as exc:
+        api.push_message(request, x_line_retry_key=key)
+    assert exc.value.status == 409
+    assert exc.value.headers["x-line-accepted-request-id"] == pushed.headers["X-Line-Request-Id"]
+    assert json.loads(exc.value.body)["sentMessages"] == [s.to_dict() for s in pushed.data.sent_messages]
+    replied = api.reply_message(ReplyMessageRequest(reply_token="rt-sdk", messages=[TextMessage(text="hi")]))
+    assert isinstance(replied, ReplyMessageResponse) and len(replied.sent_messages) == 1
+    with pytest.raises(ApiException) as exc:
+        api.reply_message(ReplyMessageRequest(reply_token="rt-sdk", messages=[TextMessage(text="hi")]))
+    assert exc.value.status == 400 and json.loads(exc.value.body)["message"] == "Invalid reply token"
+
+
+def test_multicast_broadcast_narrowcast_and_progress(sandbox, api):
+    assert api.multicast(MulticastRequest(to=[USER], messages=[TextMessage(text="m")])) == {}
+    assert api.broadcast(BroadcastRequest(messages=[TextMessage(text="b")])) == {}
+    sent = api.narrowcast_with_http_info(NarrowcastRequest(messages=[TextMessage(text="n")]))
+    assert sent.status_code == 202
+    progress = [api.get_narrowcast_progress(sent.headers["X-Line-Request-Id"]) for _ in range(3)]
+    assert all(isinstance(p, NarrowcastProgressResponse) for p in progress)
+    assert [p.phase for p in progress] == ["waiting", "sending", "succeeded"]
+    assert progress[-1].completed_time is not None and progress[-1].success_count == progress[-1].target_count
+    demo = api.get_narrowcast_progress(DEMO_NARROWCAST_ID)
+    assert isinstance(demo, NarrowcastProgressResponse) and demo.phase == "succeeded"
+
+
+@pytest.mark.parametrize("kind", ["push", "reply", "multicast", "narrowcast", "broadcast"])
+def test_validate_endpoints(api, kind):
+    method = getattr(api, "validate_" + kind)
+    # the SDK declares no response model for validate: success is the 200
+    assert getattr(api, "validate_%s_with_http_info" % kind)(
+        ValidateMessageRequest(messages=[TextMessage(text="ok")])).status_code == 200
+    with pytest.raises(ApiException) as exc:
+        method(ValidateMessageRequest(messages=[ImageMessage(original_content_url="http://example.com/a.jpg",
+                                                             preview_image_url="https://example.com/a.jpg")]))
+    assert exc.value.status == 400
+    body = json.loads(exc.value.body)
+    assert body["message"] == "The request body has %d error(s)" % len(body["details"])
+    assert [d["property"] for d in body["details"]] == ["messages[0].originalContentUrl"]
+
+
+def test_an_invalid_message_sent_through_the_sdk_is_refused_with_lines_400(sandbox, api):
+    before = len(sandbox.line.deliveries)
+    with pytest.raises(ApiException) as exc:
+        api.push_message(PushMessageRequest(to=USER, messages=[TextMessage(text="x" * 5001)]))
+    assert exc.value.status == 400 and exc.value.headers.get("X-Line-Request-Id")
+    body = json.loads(exc.value.body)
+    assert [d["property"] for d in body["details"]] == ["messages[0].text"]
+    assert len(sandbox.line.deliveries) == before
+
+
+def test_valid_corpus_messages_pass_through_the_sdks_models(api):
+    # each valid message object, turned into the SDK's model and back, is accepted
+    for name, message in message_corpus.VALID.items():
+        model = Message.from_dict(message)
+        assert api.validate_push_with_http_info(ValidateMessageRequest(messages=[model])).status_code == 200, name
+
+
+def test_quota_consumption_counts_loading_and_bot_info(sandbox, api):
+    quota = api.get_message_quota()
+    assert isinstance(quota, MessageQuotaResponse) and quota.type == "limited" and quota.value > 0
+    assert isinstance(api.get_message_quota_consumption(), QuotaConsumptionResponse)
+    today = datetime.datetime.now(KST)
+    for kind in ("push", "reply", "multicast", "broadcast"):
+        method = getattr(api, "get_number_of_sent_%s_messages" % kind)
+        now = method(today.strftime("%Y%m%d"))
+        past = method((today - datetime.timedelta(days=1)).strftime("%Y%m%d"))
+        assert isinstance(now, NumberOfMessagesResponse) and now.status == "unready" and now.success is None
+        assert isinstance(past, NumberOfMessagesResponse) and past.status == "ready" and past.success == 0
+    assert api.show_loading_animation(ShowLoadingAnimationRequest(chat_id=USER, loading_seconds=10)) == {}
+    with pytest.raises(ApiException) as exc:
+        api.show_loading_animation(ShowLoadingAnimationRequest(chat_id=USER, loading_seconds=7))
+    assert exc.value.status == 400 and json.loads(exc.value.body)["details"][0]["property"] == "loadingSeconds"
+    info = api.get_bot_info()
+    assert isinstance(info, BotInfoResponse) and info.user_id.startswith("U") and info.chat_mode == "bot"
+
+
+def test_a_wrong_token_is_the_sdks_401_with_a_request_id(sandbox):
+    config = Configuration(host=sandbox.url, access_token="not-the-token")
+    with ApiClient(config) as client:
+        with pytest.raises(ApiException) as exc:
+            MessagingApi(client).get_bot_info()
+    assert exc.value.status == 401 and exc.value.headers.get("X-Line-Request-Id")
+    assert json.loads(exc.value.body)["message"].startswith("Authentication failed")
