@@ -1,0 +1,332 @@
+"""``line-connector mcp --config FILE``: every action an MCP tool (SPEC 10).
+
+Model Context Protocol over stdio, with the official SDK's low-level server
+(``mcp`` 2.x, the ``[mcp]`` extra): it takes each tool's JSON input schema
+as given, so the schema an agent sees is the manifest's own, not one
+re-derived from Python signatures.
+
+Everything a tool says comes from the pack:
+
+* name, title, description: the manifest;
+* input schema: the action's schema file with every ``$ref`` resolved and
+  the pack's ``discriminator`` keyword spelled as standard if/then
+  (``resolved_schema``), plus an optional ``asset`` naming a configured asset;
+* annotations: the action class (``action_hints``): its HTTP method, whether
+  it carries a retry key, and the ``read_only``/``idempotent``/``destructive``
+  class attributes where the method alone does not tell;
+* a call: ``run_action``, the same runner as the CLI; its output is the
+  structured content, and an ``InputError`` or ``ActionError`` is a tool error
+  carrying the same JSON the CLI prints.
+
+stdout is the protocol channel; stderr carries JSON lines only, never a
+secret (every result is scrubbed with every secret of the config file).
+The SDK is imported only by ``serve``: the rest works without it.
+"""
+import json
+import sys
+import time
+
+#: what to install when the SDK is missing (cli.py prints it, exit 2)
+INSTALL_HINT = ("the MCP server needs the official MCP Python SDK (Python 3.10 or later): "
+                "pip install 'line-connector[mcp]'  (or: pip install 'mcp>=2,<3')")
+ASSET_ARGUMENT = "asset"
+
+
+def sdk_problem():
+    """None when the MCP SDK 2.x can be used here, else what to install."""
+    if sys.version_info < (3, 10):
+        return "%s; this is Python %d.%d" % (INSTALL_HINT, sys.version_info[0], sys.version_info[1])
+    try:
+        import mcp.server.lowlevel  # noqa: F401
+        import mcp_types  # noqa: F401  (the 2.x types package)
+    except ImportError:
+        return INSTALL_HINT
+    return None
+
+
+# ------------------------------------------------------------ schemas
+
+def _pointer(doc, pointer):
+    node = doc
+    for part in [p for p in pointer.lstrip("/").split("/") if p != ""]:
+        part = part.replace("~1", "/").replace("~0", "~")
+        node = node[int(part)] if isinstance(node, list) else node[part]
+    return node
+
+
+def resolved_schema(relpath):
+    """``schemas/<relpath>`` made self-contained: every ``$ref`` (to another
+    file, or inside one) points into the result's own ``$defs``, which hold
+    each referenced definition once, its own references rewritten the same
+    way. Copying every definition inline instead would cost ~280 KB per
+    message tool (the flex and template schemas are shared by every message
+    type) and cannot end for recursive ones (a flex box holds boxes), so the
+    only references left are local ``#/$defs/<name>`` ones, which every JSON
+    Schema 2020-12 validator resolves without fetching anything."""
+    import posixpath
+
+    from .validation import load_schema_file
+
+    defs, names = {}, {}
+
+    def def_name(key):
+        if key not in names:
+            rel, pointer = key
+            stem = posixpath.basename(rel).split(".")[0]
+            base = pointer.rstrip("/").rsplit("/", 1)[-1] or stem
+            name, n = base, 1
+            while name in names.values():
+                n += 1
+                name = "%s_%s" % (stem, base) if n == 2 else "%s_%s_%d" % (stem, base, n)
+            names[key] = name
+        return names[key]
+
+    def local_ref(ref, rel):
+        file_part, _, pointer = ref.partition("#")
+        target_rel = posixpath.normpath(posixpath.join(posixpath.dirname(rel), file_part)) if file_part else rel
+        key = (target_rel, pointer)
+        if key not in names:
+            name = def_name(key)
+            defs[name] = None  # reserved first: a definition may refer to itself
+            defs[name] = walk(_pointer(load_schema_file(target_rel), pointer), target_rel)
+        return "#/$defs/" + names[key]
+
+    def walk(node, rel):
+        if isinstance(node, list):
+            return [walk(v, rel) for v in node]
+        if not isinstance(node, dict):
+            return node
+        out = {k: walk(v, rel) for k, v in node.items()
+               if k not in ("$ref", "$defs", "$id", "$schema", "discriminator")}
+        if isinstance(node.get("$ref"), str):
+            out["$ref"] = local_ref(node["$ref"], rel)
+        spec = node.get("discriminator")
+        if isinstance(spec, dict) and isinstance(spec.get("mapping"), dict):
+            # the pack's own keyword (validation.py): the schema mapped to the
+            # property's value applies; said in standard JSON Schema as if/then
+            prop = spec["propertyName"]
+            out["allOf"] = out.get("allOf", []) + [
+                {"if": {"properties": {prop: {"const": value}}, "required": [prop]},
+                 "then": {"$ref": local_ref(target, rel)}}
+                for value, target in spec["mapping"].items()]
+        return out
+
+    result = {"$schema": "https://json-schema.org/draft/2020-12/schema"}
+    result.update(walk(load_schema_file(relpath), relpath))
+    if defs:
+        result["$defs"] = defs
+    return result
+
+
+# ------------------------------------------------------------ annotations
+
+def action_hints(cls):
+    """MCP tool annotations derived from the action class.
+
+    read-only: a local action (webhook parse), a GET, or a class that says
+    ``read_only`` (LINE validation, Sobot queries). idempotent: the class's
+    ``idempotent`` when set, else what ``LineAction`` retries on: a read, or
+    a send with ``X-Line-Retry-Key`` (LINE delivers a key at most once).
+    destructive: ``destructive`` when set, else false: the pack's writes add
+    messages and never delete or overwrite anything (reads are never)."""
+    local = bool(getattr(cls, "local", False))
+    read_only = getattr(cls, "read_only", None)
+    if read_only is None:
+        read_only = local or getattr(cls, "method", None) == "GET"
+    idempotent = getattr(cls, "idempotent", None)
+    if idempotent is None:
+        idempotent = bool(read_only or getattr(cls, "retry_key", False))
+    destructive = False if read_only else bool(getattr(cls, "destructive", False))
+    return {"readOnlyHint": bool(read_only), "destructiveHint": destructive,
+            "idempotentHint": bool(idempotent), "openWorldHint": not local}
+
+
+def tool_definitions(config):
+    """One MCP tool (a plain dict in the protocol's field names) per action
+    of the manifest, in manifest order."""
+    from .errors import ManifestError
+    from .manifest import manifest
+
+    tools = []
+    for spec in manifest().actions.values():
+        schema = resolved_schema(spec.inputs)
+        props = schema.setdefault("properties", {})
+        if ASSET_ARGUMENT in props:
+            raise ManifestError("action %s: input %r collides with the MCP asset argument"
+                                % (spec.name, ASSET_ARGUMENT))
+        fitting = [a.name for a in config.assets_for(spec.assets)]
+        arg = {"type": "string", "title": "Asset",
+               "description": "Name of a configured asset (the config file's assets) of kind %s; needed "
+                              "only when more than one configured asset fits" % " or ".join(spec.assets)}
+        if fitting:
+            arg["enum"] = fitting
+        props[ASSET_ARGUMENT] = arg
+        description = spec.description
+        if not fitting:
+            description += (" (No configured asset fits this action: add one of kind %s to the config file.)"
+                            % " or ".join(spec.assets))
+        tools.append({"name": spec.name, "title": spec.title, "description": description,
+                      "inputSchema": schema, "annotations": dict(action_hints(spec.load_class()),
+                                                                 title=spec.title)})
+    return tools
+
+
+# ------------------------------------------------------------ calls
+
+def _pick_asset(config, spec, wanted):
+    from .errors import InputError
+
+    fitting = config.assets_for(spec.assets)
+    if wanted is not None:
+        if not isinstance(wanted, str):
+            raise InputError("invalid asset", [{"path": ASSET_ARGUMENT, "message": "must be a string naming a "
+                                                                                   "configured asset"}])
+        chosen = config.assets.get(wanted)
+        if chosen is None:
+            raise InputError("unknown asset", [{"path": ASSET_ARGUMENT, "message": "is not a configured asset "
+                                                "(configured: %s)" % ", ".join(config.assets)}])
+        if chosen.kind not in spec.assets:
+            raise InputError("asset does not fit", [{"path": ASSET_ARGUMENT, "message": "is a %s asset; %s "
+                                                     "accepts %s" % (chosen.kind, spec.name,
+                                                                     " or ".join(spec.assets))}])
+        return chosen
+    if len(fitting) == 1:
+        return fitting[0]
+    if not fitting:
+        raise InputError("no configured asset fits %s" % spec.name,
+                         [{"path": ASSET_ARGUMENT, "message": "no asset of kind %s is configured; add one to "
+                                                              "the config file" % " or ".join(spec.assets)}])
+    raise InputError("several configured assets fit %s" % spec.name,
+                     [{"path": ASSET_ARGUMENT, "message": "is required when several configured assets fit "
+                                                          "(one of %s)" % ", ".join(a.name for a in fitting)}])
+
+
+def call_tool(config, name, arguments):
+    """Run one tool call (blocking). Returns (is_error, payload, info):
+    payload is a JSON object (the structured content), info what is logged."""
+    from .errors import ActionError, InputError, InternalError, ManifestError
+    from .manifest import manifest
+    from .runner import run_action
+
+    arguments = dict(arguments or {})
+    info = {"tool": name}
+    try:
+        try:
+            spec = manifest().action(name)
+        except KeyError:
+            raise InputError("unknown tool %r" % (name,), [{"path": "name", "message": "is not a tool of this "
+                                                            "server; tools/list shows them"}]) from None
+        asset = _pick_asset(config, spec, arguments.pop(ASSET_ARGUMENT, None))
+        info["asset"] = asset.name
+        output = run_action(name, dict(asset.values), arguments)
+    except InputError as exc:
+        info["outcome"] = "invalid"
+        return True, config.redactor.scrub_obj(exc.to_json()), info
+    except ActionError as exc:
+        info["outcome"] = "refused"
+        return True, config.redactor.scrub_obj({"error": exc.message, "output": exc.output}), info
+    except InternalError as exc:
+        info["outcome"] = "internal_error"
+        return True, {"error": config.redactor.scrub("%s; whether anything was sent is unknown" % exc.message)}, info
+    except ManifestError as exc:
+        info["outcome"] = "pack_error"
+        return True, {"error": config.redactor.scrub("connector pack is inconsistent: %s" % exc)}, info
+    except Exception as exc:  # a bug here, outside the runner: its type only, never its text
+        info["outcome"] = "internal_error"
+        return True, {"error": "internal error: %s; whether anything was sent is unknown"
+                               % type(exc).__name__}, info
+    info["outcome"] = "ok"
+    payload = output if isinstance(output, dict) else {"results": output}
+    return False, config.redactor.scrub_obj(payload), info
+
+
+def log(event, **fields):
+    """One JSON line on stderr (the only thing the server writes there)."""
+    record = {"ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "event": event}
+    record.update(fields)
+    try:
+        sys.stderr.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+
+
+class _JsonLogHandler:
+    """Routes the SDK's ``logging`` records to ``log`` as JSON lines, scrubbed,
+    without a traceback (its locals could hold a secret)."""
+
+    @staticmethod
+    def install(redactor):
+        import logging
+
+        class Handler(logging.Handler):
+            def emit(self, record):
+                try:
+                    text = redactor.scrub(record.getMessage())
+                except Exception:
+                    text = "(unprintable log message)"
+                log("sdk_log", level=record.levelname.lower(), logger=record.name, message=text[:2000])
+
+        root = logging.getLogger()
+        root.handlers[:] = [Handler(level=logging.WARNING)]
+        root.setLevel(logging.WARNING)
+
+
+def serve(config):
+    """Serve the tools over stdio until the client closes stdin."""
+    import anyio
+    import mcp_types as types
+    from mcp.server.lowlevel import Server
+    from mcp.server.stdio import stdio_server
+
+    from . import __version__
+
+    _JsonLogHandler.install(config.redactor)
+    tools = [types.Tool.model_validate(t) for t in tool_definitions(config)]
+    schemas = {t.name: t.input_schema for t in tools}
+
+    async def on_list_tools(ctx, params):
+        return types.ListToolsResult(tools=tools)
+
+    async def on_call_tool(ctx, params):
+        started = time.monotonic()
+        is_error, payload, info = await anyio.to_thread.run_sync(call_tool, config, params.name,
+                                                                 params.arguments or {})
+        log("tool_call", duration_ms=int((time.monotonic() - started) * 1000), **info)
+        text = json.dumps(payload, indent=2, ensure_ascii=False)
+        return types.CallToolResult(content=[types.TextContent(type="text", text=text)],
+                                    structured_content=payload, is_error=is_error)
+
+    server = Server("line-connector", version=__version__, title="LINE Messaging Connector",
+                    instructions="Tools for the LINE Messaging API, NXCloud and Sobot. Sends carry retry keys "
+                                 "where the vendor supports them; read each tool's annotations before retrying.",
+                    get_tool_input_schema=schemas.get,
+                    on_list_tools=on_list_tools, on_call_tool=on_call_tool)
+
+    async def main():
+        async with stdio_server() as (read_stream, write_stream):
+            await server.run(read_stream, write_stream, server.create_initialization_options())
+
+    log("mcp_listening", tools=len(tools), assets=sorted(config.assets), config=config.path)
+    anyio.run(main)
+    log("mcp_stopped")
+
+
+def command(args):
+    """``line-connector mcp``: exit 2 (nothing served) when the SDK is missing
+    or the config is invalid, each said as the CLI's JSON error object."""
+    from .cli import EXIT_INPUT, EXIT_OK, _print_json
+    from .config import load_config
+    from .errors import InputError
+
+    problem = sdk_problem()
+    if problem:
+        _print_json({"error": problem, "details": [{"path": "mcp", "message": problem}]}, sys.stderr)
+        return EXIT_INPUT
+    try:
+        config = load_config(args.config)
+    except InputError as exc:
+        _print_json(exc.to_json(), sys.stderr)
+        return EXIT_INPUT
+    serve(config)
+    return EXIT_OK
