@@ -690,6 +690,9 @@ class HttpClient:
             headers = dict(request.headers)
             if request.auth is not None:
                 headers.update(request.auth.headers(self, request))  # may fetch a token: same deadline
+                # plain str values: credentials are ``Secret`` (a str subclass with
+                # a masked repr), which some requests versions refuse as a header
+                headers = {name: str(value) for name, value in headers.items()}
             left = time_left()
             if left <= 0:  # the token fetch used it all: this attempt is not made
                 attempt -= 1

@@ -113,9 +113,9 @@ class SobotToken:
 
     # --------------------------------------------------- the auth protocol
     def headers(self, client, request):
-        # a plain str: requests 2.28.0 (pinned by Swimlane's swimlane_core)
-        # refuses a str subclass as a header value (tests/doors/test_turbine.py)
-        return {"token": str(self.current(client)[0])}
+        # the transport sends every header value as a plain str (requests 2.28,
+        # pinned by swimlane_core, refuses a str subclass: tests/doors/test_turbine.py)
+        return {"token": self.current(client)[0]}
 
     def masked_headers(self, request):
         return {"token": "***"}
