@@ -85,6 +85,7 @@ setup(
     packages=[
         "line_connector",
         "line_connector.sandbox",
+        "line_connector.service",
         "line_connector.actions",
         "line_connector.actions.line",
         "line_connector.actions.nxcloud",
@@ -93,6 +94,7 @@ setup(
     package_dir={
         "line_connector": "line_connector",
         "line_connector.sandbox": "line_connector/sandbox",
+        "line_connector.service": "line_connector/service",
         "line_connector.actions": "actions",
         "line_connector.actions.line": "actions/line",
         "line_connector.actions.nxcloud": "actions/nxcloud",
@@ -117,7 +119,17 @@ setup(
                  # the official SDK, to prove the sandbox answers as LINE does
                  "line-bot-sdk>=3.11",
                  # the official MCP SDK's own stdio client drives `line-connector mcp` (tests/doors)
-                 "mcp>=2,<3; python_version >= '3.10'"],
+                 "mcp>=2,<3; python_version >= '3.10'",
+                 # service mode's own dependencies, so its tests run in the test venv
+                 "waitress>=3", "redis>=5", "prometheus_client>=0.20",
+                 # the served OpenAPI document is checked by an independent validator,
+                 # and the running service is fuzzed against it (tests/service)
+                 "openapi-spec-validator>=0.7", "schemathesis>=3.30",
+                 # the service must run unchanged under gunicorn with several workers (a test does it)
+                 "gunicorn>=22; sys_platform != 'win32'"],
+        # `line-connector serve`: a production WSGI server (pure Python, every platform),
+        # the official Redis client for the shared state store, and Prometheus metrics
+        "service": ["waitress>=3", "redis>=5", "prometheus_client>=0.20"],
         # `line-connector mcp`: the official Model Context Protocol SDK (2.x needs Python 3.10+)
         "mcp": ["mcp>=2,<3; python_version >= '3.10'"],
     },

@@ -13,3 +13,10 @@ pip install -q --disable-pip-version-check line-bot-sdk \
   || echo "bench: line-bot-sdk could not be installed; its comparison will be skipped" >&2
 cd bench   # run from outside the checkout, so the installed pack is what is measured
 python bench.py "$@"
+# the Redis state store vs the file store (issue 14); starts its own redis-server
+pip install -q --disable-pip-version-check redis || echo "bench: the redis client could not be installed" >&2
+python bench_state.py "$@"
+# the HTTP service vs run_action (issue 14); starts its own serve and sandbox
+pip install -q --disable-pip-version-check waitress prometheus_client \
+  || echo "bench: the [service] extras could not be installed" >&2
+python bench_service.py "$@"

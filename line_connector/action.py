@@ -19,6 +19,10 @@ class Action:
     #: True for actions that make no HTTP request (e.g. webhook parsing):
     #: a dry run runs them as usual, since they have nothing to send
     local = False
+    #: inputs naming a file on this machine (read or written by the action);
+    #: doors that serve other callers (the HTTP service, the MCP server) run
+    #: with ``run_action(local_files=False)``, which refuses them
+    local_paths = ()
 
     def __init__(self, asset, asset_name, client, redactor, progress=None):
         self.asset = asset

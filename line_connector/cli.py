@@ -290,6 +290,23 @@ def cmd_mcp(args):
     return command(args)
 
 
+def cmd_serve(args):
+    from .service.app import command
+
+    return command(args)
+
+
+def _threads(text):
+    """argparse type for --threads: an integer 1-256."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or not 1 <= value <= 256:
+        raise argparse.ArgumentTypeError("invalid thread count %r: must be an integer from 1 to 256" % text)
+    return value
+
+
 def cmd_check(args):
     from .manifest import manifest
 
@@ -456,6 +473,19 @@ def build_parser():
     p.add_argument("--config", required=True, metavar="FILE",
                    help="YAML config naming the assets (${NAME} is read from the environment)")
     p.set_defaults(func=cmd_mcp)
+
+    p = sub.add_parser("serve", help="serve the actions over HTTP (SPEC 9) on the waitress WSGI server",
+                       description="Serve POST /v1/actions/{name}, the webhook ingress, /openapi.json, /healthz "
+                                   "and /metrics. Needs the [service] extra. Callers send Authorization: Bearer "
+                                   "<key> with a key of the config's api_keys.")
+    p.add_argument("--config", required=True, metavar="FILE",
+                   help="YAML config: assets, api_keys, state, webhooks (${NAME} is read from the environment)")
+    p.add_argument("--host", type=_host, default="127.0.0.1", help="address to listen on")
+    p.add_argument("--port", type=_port, default=8080, help="port to listen on (0: any free port)")
+    p.add_argument("--no-auth", action="store_true",
+                   help="ask for no API key (allowed only on a loopback address)")
+    p.add_argument("--threads", type=_threads, default=8, metavar="N", help="worker threads")
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("docs", help="generate the action reference (docs/actions/) from the manifest and schemas")
     p.add_argument("--out", default=os.path.join("docs", "actions"), metavar="DIR",

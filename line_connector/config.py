@@ -40,6 +40,10 @@ class ConfiguredAsset:
         return "ConfiguredAsset(name=%r, kind=%r)" % (self.name, self.kind)
 
 
+class UnknownAsset(InputError):
+    """A call named an asset the config does not have (the service: 404)."""
+
+
 class ServiceConfig:
     """The validated config. ``assets``: {name: ConfiguredAsset} in file
     order; ``api_keys`` (list, secret), ``state`` (str or None), ``webhooks``
@@ -57,6 +61,36 @@ class ServiceConfig:
     def assets_for(self, accepted):
         """Configured assets whose kind is one of ``accepted``, in file order."""
         return [a for a in self.assets.values() if a.kind in accepted]
+
+    def pick_asset(self, spec, wanted, path="asset"):
+        """The configured asset a call of action ``spec`` uses: the one named
+        ``wanted``, or (``wanted`` None) the only one that fits. Shared by the
+        doors (MCP, service) so both choose alike. Raises ``UnknownAsset`` for
+        a name not in the config, ``InputError`` for any other problem;
+        ``path`` is what the details call the argument."""
+        fitting = self.assets_for(spec.assets)
+        if wanted is not None:
+            if not isinstance(wanted, str):
+                raise InputError("invalid asset", [{"path": path, "message": "must be a string naming a "
+                                                                             "configured asset"}])
+            chosen = self.assets.get(wanted)
+            if chosen is None:
+                raise UnknownAsset("unknown asset", [{"path": path, "message": "is not a configured asset "
+                                                      "(configured: %s)" % ", ".join(self.assets)}])
+            if chosen.kind not in spec.assets:
+                raise InputError("asset does not fit", [{"path": path, "message": "is a %s asset; %s "
+                                                         "accepts %s" % (chosen.kind, spec.name,
+                                                                         " or ".join(spec.assets))}])
+            return chosen
+        if len(fitting) == 1:
+            return fitting[0]
+        if not fitting:
+            raise InputError("no configured asset fits %s" % spec.name,
+                             [{"path": path, "message": "no asset of kind %s is configured; add one to "
+                                                        "the config file" % " or ".join(spec.assets)}])
+        raise InputError("several configured assets fit %s" % spec.name,
+                         [{"path": path, "message": "is required when several configured assets fit "
+                                                    "(one of %s)" % ", ".join(a.name for a in fitting)}])
 
     def __repr__(self):
         return "ServiceConfig(path=%r, assets=%r, api_keys=<%d hidden>, state=%s, webhooks=%r)" % (
@@ -202,4 +236,4 @@ def load_config(path, environ=None):
                          allow_inline_assets=data.get("allow_inline_assets", False), redactor=redactor)
 
 
-__all__ = ["ConfiguredAsset", "ServiceConfig", "load_config", "CONFIG_SCHEMA"]
+__all__ = ["ConfiguredAsset", "ServiceConfig", "UnknownAsset", "load_config", "CONFIG_SCHEMA"]

@@ -129,6 +129,32 @@ def deadline_scope(seconds=DEFAULT_DEADLINE, start=None):
         _DEADLINE.reset(token)
 
 
+#: a callable(seconds) told the duration of every HTTP attempt made in its
+#: context (worker threads too: they copy the context); the service's vendor
+#: latency metric. Set with ``observe_attempts``.
+_OBSERVER = contextvars.ContextVar("line_connector_attempt_observer", default=None)
+
+
+@contextmanager
+def observe_attempts(callback):
+    """Within it, ``callback(seconds)`` is called after each HTTP attempt
+    (an exception it raises is ignored: a metric never fails a send)."""
+    token = _OBSERVER.set(callback)
+    try:
+        yield
+    finally:
+        _OBSERVER.reset(token)
+
+
+def _observe(started):
+    callback = _OBSERVER.get()
+    if callback is not None:
+        try:
+            callback(time.monotonic() - started)
+        except Exception:
+            pass
+
+
 def time_left():
     """Seconds left before the current action's deadline (0.0 once it has
     passed); ``DEFAULT_DEADLINE`` outside any ``deadline_scope``. Code that
@@ -703,6 +729,7 @@ class HttpClient:
             if attempt > 1:
                 timeout = self._attempt_timeout(min(left, policy.deadline - (time.monotonic() - started)))
             retryable = False
+            attempt_started = time.monotonic()
             with _Attempt(deadline.at) as watch:
                 try:
                     resp = self.session.request(
@@ -738,6 +765,7 @@ class HttpClient:
                         else:
                             uncertain = uncertain or resp.status_code >= 500
                             retryable = resp.status_code in policy.retry_statuses
+            _observe(attempt_started)
             if not retryable or attempt >= policy.max_attempts:
                 break
             pause = policy.delay(attempt)

@@ -54,7 +54,7 @@ def _pointer(doc, pointer):
     return node
 
 
-def resolved_schema(relpath):
+def resolved_schema(relpath, defs=None, names=None, ref_prefix="#/$defs/"):
     """``schemas/<relpath>`` made self-contained: every ``$ref`` (to another
     file, or inside one) points into the result's own ``$defs``, which hold
     each referenced definition once, its own references rewritten the same
@@ -62,12 +62,20 @@ def resolved_schema(relpath):
     message tool (the flex and template schemas are shared by every message
     type) and cannot end for recursive ones (a flex box holds boxes), so the
     only references left are local ``#/$defs/<name>`` ones, which every JSON
-    Schema 2020-12 validator resolves without fetching anything."""
+    Schema 2020-12 validator resolves without fetching anything.
+
+    The OpenAPI document (service/openapi.py) resolves many files into one
+    pool: it passes its own ``defs``/``names`` dicts (filled across calls,
+    each definition named once for the whole document) and
+    ``ref_prefix="#/components/schemas/"``; the result then has no ``$defs``
+    of its own."""
     import posixpath
 
     from .validation import load_schema_file
 
-    defs, names = {}, {}
+    shared = defs is not None
+    defs = {} if defs is None else defs
+    names = {} if names is None else names
 
     def def_name(key):
         if key not in names:
@@ -89,7 +97,7 @@ def resolved_schema(relpath):
             name = def_name(key)
             defs[name] = None  # reserved first: a definition may refer to itself
             defs[name] = walk(_pointer(load_schema_file(target_rel), pointer), target_rel)
-        return "#/$defs/" + names[key]
+        return ref_prefix + names[key]
 
     def walk(node, rel):
         if isinstance(node, list):
@@ -113,7 +121,7 @@ def resolved_schema(relpath):
 
     result = {"$schema": "https://json-schema.org/draft/2020-12/schema"}
     result.update(walk(load_schema_file(relpath), relpath))
-    if defs:
+    if defs and not shared:
         result["$defs"] = defs
     return result
 
@@ -127,8 +135,9 @@ def action_hints(cls):
     ``read_only`` (LINE validation, Sobot queries). idempotent: the class's
     ``idempotent`` when set, else what ``LineAction`` retries on: a read, or
     a send with ``X-Line-Retry-Key`` (LINE delivers a key at most once).
-    destructive: ``destructive`` when set, else false: the pack's writes add
-    messages and never delete or overwrite anything (reads are never)."""
+    destructive: ``destructive`` when set (deletes, leaving a chat, replacing
+    or removing a rich menu), else false: the other writes add messages,
+    menus, audiences or read marks and overwrite nothing (reads are never)."""
     local = bool(getattr(cls, "local", False))
     read_only = getattr(cls, "read_only", None)
     if read_only is None:
@@ -174,31 +183,7 @@ def tool_definitions(config):
 # ------------------------------------------------------------ calls
 
 def _pick_asset(config, spec, wanted):
-    from .errors import InputError
-
-    fitting = config.assets_for(spec.assets)
-    if wanted is not None:
-        if not isinstance(wanted, str):
-            raise InputError("invalid asset", [{"path": ASSET_ARGUMENT, "message": "must be a string naming a "
-                                                                                   "configured asset"}])
-        chosen = config.assets.get(wanted)
-        if chosen is None:
-            raise InputError("unknown asset", [{"path": ASSET_ARGUMENT, "message": "is not a configured asset "
-                                                "(configured: %s)" % ", ".join(config.assets)}])
-        if chosen.kind not in spec.assets:
-            raise InputError("asset does not fit", [{"path": ASSET_ARGUMENT, "message": "is a %s asset; %s "
-                                                     "accepts %s" % (chosen.kind, spec.name,
-                                                                     " or ".join(spec.assets))}])
-        return chosen
-    if len(fitting) == 1:
-        return fitting[0]
-    if not fitting:
-        raise InputError("no configured asset fits %s" % spec.name,
-                         [{"path": ASSET_ARGUMENT, "message": "no asset of kind %s is configured; add one to "
-                                                              "the config file" % " or ".join(spec.assets)}])
-    raise InputError("several configured assets fit %s" % spec.name,
-                     [{"path": ASSET_ARGUMENT, "message": "is required when several configured assets fit "
-                                                          "(one of %s)" % ", ".join(a.name for a in fitting)}])
+    return config.pick_asset(spec, wanted, ASSET_ARGUMENT)
 
 
 def call_tool(config, name, arguments):
@@ -218,7 +203,7 @@ def call_tool(config, name, arguments):
                                                             "server; tools/list shows them"}]) from None
         asset = _pick_asset(config, spec, arguments.pop(ASSET_ARGUMENT, None))
         info["asset"] = asset.name
-        output = run_action(name, dict(asset.values), arguments)
+        output = run_action(name, dict(asset.values), arguments, local_files=False)
     except InputError as exc:
         info["outcome"] = "invalid"
         return True, config.redactor.scrub_obj(exc.to_json()), info

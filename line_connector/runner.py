@@ -31,6 +31,24 @@ def secret_fields(spec):
 
 # ------------------------------------------------ secrets and plain-JSON checks
 
+def _integral_floats_as_int(value):
+    """``value`` with every float that is a whole number (``2.0``) made an
+    int. JSON has one number type and JSON Schema's ``integer`` accepts
+    ``2.0``, so a caller (or a platform's JSON library) may send one where an
+    action counts with it (``range(max_pages)``, ``"%d"``); Python would
+    refuse it mid-run. Same value, the type the action code expects. Only
+    up to 2**53, where a float still holds every whole number exactly."""
+    if isinstance(value, float):
+        return int(value) if value.is_integer() and abs(value) <= 2 ** 53 else value
+    if isinstance(value, dict):
+        return {k: _integral_floats_as_int(v) for k, v in value.items()}
+    if isinstance(value, list):
+        if all(type(v) is str for v in value):  # recipient lists: nothing to convert
+            return value
+        return [_integral_floats_as_int(v) for v in value]
+    return value
+
+
 def _register_secrets(redactor, asset):
     """Register every secret the asset holds before anything can fail: the
     ``format: password`` field of every asset of the pack (a secret given
@@ -125,8 +143,43 @@ def summarize_failure(output):
     return text
 
 
+class _SendLog:
+    """The run's HTTP client, recording every result it returns, so a run
+    cut short by an unreachable state store can say truthfully what was
+    sent before (everything else goes to the client itself)."""
+
+    def __init__(self, client):
+        self._client = client
+        self.results = []
+
+    def send(self, request):
+        result = self._client.send(request)
+        self.results.append(result)
+        return result
+
+    def __getattr__(self, name):
+        return getattr(self._client, name)
+
+
+def _state_failure(redactor, exc, results):
+    """The ActionError of a run whose state store (Redis) became unreachable:
+    the results of what was sent before (each with its own ``delivery``), then
+    one result saying the rest was not sent. Exit 1, no traceback."""
+    reached = [r for r in results if r.get("delivery") != "not sent"]
+    if reached:
+        told = ("%d request(s) had been sent before (their results are listed, each with its delivery); "
+                "nothing more was sent" % len(reached))
+    else:
+        told = "nothing was sent"
+    message = "%s; %s. Retry when the state store is back" % (redactor.scrub(str(exc)), told)
+    output = [dict(r, ok=r.get("ok", False)) for r in results]
+    output.append({"status_code": 0, "reason": "State store unreachable", "response_headers": {},
+                   "json_body": None, "error": message, "delivery": "not sent", "ok": False})
+    return ActionError(message, redactor.scrub_obj(output))
+
+
 def run_action(name, asset=None, inputs=None, *, dry_run=False, timeout=None, sandbox=None,
-               client=None, progress=None, deadline=None):
+               client=None, progress=None, deadline=None, local_files=True):
     """Run one action and return its output (what the CLI prints).
 
     Raises ``InputError`` (nothing sent) or ``ActionError`` (refused or
@@ -141,12 +194,18 @@ def run_action(name, asset=None, inputs=None, *, dry_run=False, timeout=None, sa
     ``"delivery": "not sent"``, one it cuts ``"unknown"``. A zero, negative,
     infinite or NaN ``timeout``/``deadline`` is an ``InputError``.
     ``progress``: called as progress(done, total) during multi-request sends.
+    ``local_files=False``: refuse inputs naming a file on this machine (the
+    action class's ``local_paths``, e.g. ``save_to``): the HTTP service and
+    the MCP server pass it, since their callers must not read or write the
+    server's files.
     """
     spec = _spec(name)
     asset = {} if asset is None else asset
     inputs = {} if inputs is None else inputs
     redactor = Redactor()
     _register_secrets(redactor, asset)  # first: everything below may fail and print
+    state.register_secrets(redactor)  # a Redis state URL may carry a password
+    sends = _SendLog(None)
     failure = None
     # --sandbox runs keep their tokens and retry keys in a private temporary
     # state directory (one per Sandbox), never in the user's cache (SPEC 8)
@@ -170,6 +229,7 @@ def run_action(name, asset=None, inputs=None, *, dry_run=False, timeout=None, sa
         not_json = json_value_problems(asset, "asset") + json_value_problems(inputs, "inputs")
         if not_json:
             raise InputError("asset and inputs must be plain JSON", not_json)
+        inputs = _integral_floats_as_int(inputs)  # plain JSON here, so nesting is bounded
         asset_name, asset_values, inputs_error = None, None, None
         try:
             asset_name, asset_values = select_asset(spec, asset)
@@ -193,13 +253,23 @@ def run_action(name, asset=None, inputs=None, *, dry_run=False, timeout=None, sa
         if details:
             raise InputError("invalid inputs", details)
         cls = spec.load_class()
+        if not local_files:
+            refused = [{"path": "inputs." + field,
+                        "message": "names a file on the server, which this door does not allow (its callers "
+                                   "must not read or write the server's files); use the CLI or the Python API"
+                                   + ("; leave it out to get the content base64-encoded" if field == "save_to"
+                                      else "")}
+                       for field in cls.local_paths if field in inputs]
+            if refused:
+                raise InputError("invalid inputs", refused)
         if timeout is None:
             timeout = DEFAULT_TIMEOUT
         if client is None:
             client = client_for(verify=asset_values.get("verify_ssl", True),
                                 proxy=asset_values.get("http_proxy"), timeout=timeout,
                                 pool_size=max(10, inputs.get("max_workers", 1)))
-        action = cls(asset_values, asset_name, client, redactor, progress=progress)
+        sends = _SendLog(client)
+        action = cls(asset_values, asset_name, sends, redactor, progress=progress)
         action.spec = spec
         if dry_run and not cls.local:
             return redactor.scrub_obj([r.describe() for r in action.build(inputs)])
@@ -217,6 +287,8 @@ def run_action(name, asset=None, inputs=None, *, dry_run=False, timeout=None, sa
         failure = ActionError(redactor.scrub(str(exc)), redactor.scrub_obj([exc.result]))
     except ManifestError as exc:
         failure = ManifestError(redactor.scrub(str(exc)))
+    except state.StateUnavailable as exc:
+        failure = _state_failure(redactor, exc, sends.results)
     except Exception as exc:  # a bug: never let its text or its chain out unscrubbed
         failure = _internal_error(redactor, exc)
     finally:

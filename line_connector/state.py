@@ -3,10 +3,10 @@
 The CLI runs one process per action, yet some state must outlive it and be
 seen by every other process: Sobot tokens (Sobot invalidates the old token on
 every fetch, so fetching per process breaks the others), OAuth tokens, the
-content sent under each LINE retry key (SPEC 7), and later webhook event ids
-and idempotency records (SPEC 8).
+content sent under each LINE retry key (SPEC 7), webhook event ids and service
+idempotency records (SPEC 8).
 
-The interface is small so that a Redis backend (issue 14) can slot in:
+Every backend has the same small interface:
 
 * ``get(namespace, key)`` -> the JSON value, or None (absent, expired or bad);
 * ``put(namespace, key, value, ttl)``: store a JSON value for ``ttl`` seconds;
@@ -19,9 +19,21 @@ The interface is small so that a Redis backend (issue 14) can slot in:
 
 TTLs are enforced on read (an expired entry is absent). Keys are arbitrary
 strings; callers put a hash of the credentials in them so an entry never
-serves another asset. The store hashes the key again for the file name and
-keeps that hash in the entry, so a file copied or renamed under another key is
-refused.
+serves another asset. The store hashes the key again for the file name (or
+Redis key) and keeps that hash in the entry, so an entry copied or renamed
+under another key is refused. Any operation may raise ``StateUnavailable``
+when a shared backend (Redis) cannot be reached.
+
+Backends, chosen by ``store()``: ``state.configure(url)`` (the service
+config's ``state:``) wins, then ``LINE_CONNECTOR_STATE`` (unset or ``file:``:
+files; ``redis://HOST:PORT/DB`` or ``rediss://``: Redis, see
+``line_connector.state_redis``, so processes on several machines share one
+Sobot token), then files. A ``--sandbox`` run's private scope wins over all.
+
+Redis backend: shared by every process on every machine. When Redis cannot
+be reached, an operation raises ``StateUnavailable`` and the runner fails the
+action clearly (exit 1): it never falls back to files or memory, which would
+fetch a second Sobot token and forget retry keys.
 
 File backend (the default): ``<cache dir>/state/<namespace>/<sha256>.json``
 plus a ``.lock`` file per key, the directories 0700 and files 0600 whatever
@@ -67,6 +79,13 @@ class LockTimeout(Exception):
                          % (waited, namespace))
         self.namespace = namespace
         self.waited = waited
+
+
+class StateUnavailable(Exception):
+    """The shared state store (Redis) cannot be reached. Deliberately no
+    fallback: a private store would fetch a second Sobot token (invalidating
+    everyone else's) and forget retry keys. The message names host and port
+    only, never the URL (it may carry a password)."""
 
 
 class StateError(OSError):
@@ -609,27 +628,95 @@ def state_dir():
     return os.path.join(cache_dir(), "state")
 
 
-def _config_error(message):
-    return InputError("invalid state store setting",
-                      [{"path": "env." + ENV_STATE, "message": message}])
+def _config_error(message, path="env." + ENV_STATE):
+    return InputError("invalid state store setting", [{"path": path, "message": message}])
+
+
+_CONFIGURED = None  # (url, path) given by configure(), or None
+
+
+def configure(url, path="config.state"):
+    """Make ``store()`` return the Redis store at ``url`` in this process
+    (``serve`` calls it with the config's ``state:``); ``None`` or ``""``
+    goes back to ``LINE_CONNECTOR_STATE`` / files. Checked now: an invalid
+    URL or a missing redis client is an InputError at ``path`` (exit 2).
+    Nothing is connected yet (an outage is a run's failure, not a
+    configuration error)."""
+    global _CONFIGURED
+    if url is None or (isinstance(url, str) and not url.strip()):
+        _CONFIGURED = None
+        return None
+    if isinstance(url, str) and _is_files(url, path):
+        _CONFIGURED = _FILES  # files, whatever LINE_CONNECTOR_STATE says: the config file decides
+        return None
+    found = _redis_store(url, path)
+    _CONFIGURED = (url, path)
+    return found
+
+
+#: ``configure("file:")``: files in the cache directory
+_FILES = ("file:",)
+
+
+def _is_files(setting, path):
+    """True for ``file:`` (any case): files in the cache directory. A path
+    after it is refused: the directory is the cache dir's (set
+    LINE_CONNECTOR_CACHE_DIR to move it)."""
+    text = setting.strip()
+    if text.lower() == "file:":
+        return True
+    if text.lower().startswith("file:"):
+        raise _config_error("file: takes no path: state files live in the cache directory (set "
+                            "LINE_CONNECTOR_CACHE_DIR to move it)", path)
+    return False
+
+
+def _redis_store(url, path):
+    if not isinstance(url, str):
+        raise _config_error("must be a redis://HOST:PORT/DB URL", path)
+    scheme = url.strip().split(":", 1)[0].lower() if ":" in url else ""
+    if scheme not in ("redis", "rediss"):
+        # the value is never quoted: a mistyped setting may hold a password
+        raise _config_error("is not a state store this version knows: use redis://HOST:PORT/DB, "
+                            "rediss://HOST:PORT/DB, file:, or leave it unset (files in the cache directory)", path)
+    key = ("redis", url.strip())
+    with _STORES_GUARD:
+        found = _STORES.get(key)
+    if found is None:
+        from .state_redis import RedisStore
+
+        made = RedisStore(url, path)  # validates the URL; no connection yet
+        with _STORES_GUARD:
+            found = _STORES.setdefault(key, made)
+        if found is not made:
+            made.close()
+    return found
+
+
+def register_secrets(redactor):
+    """Register the user and password of the configured Redis URLs (the
+    environment's and ``configure``'s) with a run's redactor."""
+    redactor.add_url(os.environ.get(ENV_STATE))
+    if _CONFIGURED is not None:
+        redactor.add_url(_CONFIGURED[0])
 
 
 def store():
     """The process's state store. A private scope (``private()``, used by
-    ``--sandbox`` runs) wins; else ``LINE_CONNECTOR_STATE`` (unset or
-    ``file:`` means files in the cache dir); else files in the cache dir.
+    ``--sandbox`` runs) wins; then ``configure(url)``; then
+    ``LINE_CONNECTOR_STATE`` (unset or ``file:``: files in the cache dir;
+    ``redis://`` or ``rediss://``: Redis); else files in the cache dir.
     Raises InputError (exit 2) for a setting this version cannot honour."""
     override = _OVERRIDE.get()
     if override is not None:
         return override
-    setting = os.environ.get(ENV_STATE, "").strip()
-    if setting and setting != "file:":
-        scheme = setting.split(":", 1)[0].lower() if ":" in setting else ""
-        if scheme in ("redis", "rediss"):
-            raise _config_error("a Redis state store is not available in this version; unset %s to use "
-                                "files in the cache directory" % ENV_STATE)
-        raise _config_error("unknown state store %r: leave it unset (files in the cache directory)"
-                            % (scheme + ":" if scheme else "(no scheme)"))
+    if _CONFIGURED is not None:
+        if _CONFIGURED != _FILES:
+            return _redis_store(*_CONFIGURED)
+    else:
+        setting = os.environ.get(ENV_STATE, "").strip()
+        if setting and not _is_files(setting, "env." + ENV_STATE):
+            return _redis_store(setting, "env." + ENV_STATE)
     root = state_dir()
     with _STORES_GUARD:
         found = _STORES.get(root)
@@ -639,10 +726,18 @@ def store():
 
 
 def forget():
-    """Drop this process's store objects (and their in-memory fallbacks);
-    tests use it so one test's degraded store does not leak into the next."""
+    """Drop this process's store objects (and their in-memory fallbacks,
+    Redis connections and ``configure`` setting); tests use it so one
+    test's store does not leak into the next."""
+    global _CONFIGURED
     with _STORES_GUARD:
+        stores = list(_STORES.values())
         _STORES.clear()
+        _CONFIGURED = None
+    for found in stores:
+        close = getattr(found, "close", None)
+        if close is not None:
+            close()
     FileStore._swept.clear()
 
 
@@ -716,5 +811,6 @@ def annotate(output):
     return output
 
 
-__all__ = ["Store", "FileStore", "MemoryStore", "LockTimeout", "store", "private", "forget", "annotate",
-           "wait_budget", "state_dir", "key_hash", "valid_token", "clamp_lifetime", "DEFAULT_WAIT"]
+__all__ = ["Store", "FileStore", "MemoryStore", "LockTimeout", "StateUnavailable", "store", "configure", "private",
+           "forget", "annotate", "register_secrets", "wait_budget", "state_dir", "key_hash", "valid_token",
+           "clamp_lifetime", "DEFAULT_WAIT"]

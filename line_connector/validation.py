@@ -188,6 +188,44 @@ def _resolve(relpath, ref):
     return Registry(retrieve=_retrieve).resolver(base_uri=base).lookup(ref).contents
 
 
+_ECMA_PATTERNS = {}
+
+
+def ecma_search(pattern):
+    """``re.search`` of a JSON Schema ``pattern`` with ECMA-262's meaning of
+    ``$``. JSON Schema patterns are ECMA-262 regexes, where ``$`` (without
+    the multiline flag) matches only at the very end; Python's ``$`` also
+    matches before a final newline, so ``^U[0-9a-f]{32}$`` would let
+    a user ID followed by a newline through into a request body. Every
+    unescaped ``$`` outside a character class becomes ``\\Z``."""
+    found = _ECMA_PATTERNS.get(pattern)
+    if found is None:
+        out, escaped, in_class = [], False, False
+        for ch in pattern:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif in_class:
+                in_class = ch != "]"
+            elif ch == "[":
+                in_class = True
+            elif ch == "$":
+                out.append("\\Z")
+                continue
+            out.append(ch)
+        found = _ECMA_PATTERNS[pattern] = re.compile("".join(out)).search
+    return found
+
+
+def _pattern(validator, pattern, instance, schema):
+    """The ``pattern`` keyword with ECMA-262's ``$`` (see ``ecma_search``)."""
+    if validator.is_type(instance, "string") and ecma_search(pattern)(instance) is None:
+        from jsonschema.exceptions import ValidationError
+
+        yield ValidationError("%r does not match %r" % (instance, pattern))
+
+
 def _plain_string_check(items):
     """For an item schema that is a plain string rule, a function giving the
     indexes of the items of a list that break it; None for any other schema
@@ -206,7 +244,7 @@ def _plain_string_check(items):
             except (Unresolvable, ManifestError):
                 pass  # left to the full validator, which reports it
     if isinstance(target, dict) and target.get("type") == "string" and set(target) <= _PLAIN_STRING_KEYS:
-        search = re.compile(target.get("pattern", "")).search
+        search = ecma_search(target.get("pattern", ""))
         low, high = target.get("minLength", 0), target.get("maxLength", float("inf"))
 
         def failing(values):
@@ -267,6 +305,7 @@ def _validator_class():
                                                        "numericMaximum": _numeric_maximum,
                                                        "finite": _finite,
                                                        "discriminator": _discriminator,
+                                                       "pattern": _pattern,
                                                        "items": partial(_items, Draft202012Validator.VALIDATORS["items"])})
     return cls, checker
 
@@ -564,7 +603,7 @@ def json_value_problems(value, prefix):
 
 
 #: Asset fields that name where requests go; userinfo there is refused.
-_REQUEST_URL_FIELDS = ("url", "token_url", "super_message_url")
+_REQUEST_URL_FIELDS = ("url", "data_url", "token_url", "super_message_url")
 
 
 def _url_problem(value, proxy):

@@ -1,21 +1,27 @@
 """The local LINE webhook receiver behind ``line-connector webhook``: for
-playbook development, it verifies each POST with the channel secret (the same
-``actions.line.webhook.parse`` that ``line_parse_webhook`` uses) and prints
-one JSON event per line on stdout.
+playbook development. It runs the service's own webhook ingress
+(``line_connector.service.webhooks.Ingress``) with one route, the channel
+secret given on the command line's environment variable, and one sink:
+stdout, one JSON event per line. This module only adapts HTTP to
+``Ingress.handle``; verification, parsing, de-duplication and hand-over
+are the ingress' (so what a developer sees here is what ``serve`` does).
 
 It is built on the pack's hardened server base (``serverbase``), so a hostile
 client gets an HTTP error or a closed connection within 30 s, never a
-traceback; logs are JSON lines on stderr. An event is printed only when the
-whole body verified, parsed and re-encoded as strict JSON: either every event
-of a delivery is on stdout or none is.
+traceback; logs are JSON lines on stderr. Every event of a delivery is
+encoded before any is written: either every event of a delivery is on
+stdout or none is. Like the service, it prints an event already printed
+(same ``webhookEventId``, redelivered within 24 h) only once: the ids live
+in the state store (the cache directory by default); a duplicate is logged.
+Any path is accepted (the one route); only POST.
 """
-import json
 import signal
 import sys
 import threading
 
-from .actions.line.webhook import parse
 from .serverbase import HardenedHandler, HardenedServer, HttpError, url_host
+
+ROUTE = "local"
 
 
 class _WebhookHandler(HardenedHandler):
@@ -24,53 +30,26 @@ class _WebhookHandler(HardenedHandler):
     def handle_request(self):
         if self.command != "POST":
             raise HttpError(405, "only POST is accepted")
-        server = self.server
-        body = self.read_body().decode("utf-8", "replace")
-        try:
-            output, ok = parse(body, self.headers.get("x-line-signature"), server.secret)
-            text = "".join(_event_line(event, server.out_encoding) for event in output["events"]) if ok else ""
-        except RecursionError:  # a signed body nested deeper than Python's parser goes
-            raise HttpError(400, "body is nested too deeply")
-        except ValueError:  # NaN or Infinity inside an event: not printable as strict JSON
-            raise HttpError(400, "body holds a number that is not valid JSON (NaN or Infinity)")
-        if not ok:
-            raise HttpError(400, output["error"])
-        # every line was encoded above, so this one write cannot fail half-way
-        # on a character: LINE redelivers a delivery answered 500, and any
-        # event printed before the failure would be printed twice
-        if text:
-            with server.out_lock:
-                server.out.write(text)
-                server.out.flush()
-        self.send_json(200, {})
-
-
-def _event_line(event, encoding):
-    """One event as a strict JSON line that ``encoding`` can write. Readable
-    text (``ensure_ascii=False``) when it can; when it cannot (a lone
-    surrogate such as ``"\\ud800"``, valid JSON escape syntax that no UTF-8
-    stream can carry, or a character the stream's encoding lacks), the line
-    with every non-ASCII character ``\\u``-escaped: the same JSON value, and
-    pure ASCII. ValueError for NaN or Infinity."""
-    line = json.dumps(event, ensure_ascii=False, allow_nan=False) + "\n"
-    try:
-        line.encode(encoding)
-    except (UnicodeEncodeError, LookupError):
-        line = json.dumps(event, ensure_ascii=True, allow_nan=False) + "\n"
-    return line
+        body = self.read_body()
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        status, answer = self.server.ingress.handle(ROUTE, headers, body)
+        if status >= 400:  # the receiver's answers keep their {"message"} shape
+            answer = {"message": answer.get("error", "error")}
+        self.send_json(status, answer)
 
 
 class WebhookServer(HardenedServer):
     server_name_for_logs = "line-connector-webhook"
 
-    def __init__(self, address, secret, out=None, **options):
-        self.secret = secret
+    def __init__(self, address, secret, out=None, store=None, **options):
+        from .service.webhooks import Ingress, Route
+        from .sinks import StreamSink
+
         self.out = out if out is not None else sys.stdout
-        # what the stream can write; a stream without an encoding (StringIO) takes any str but
-        # a lone surrogate must still not reach a reader as invalid UTF-8
-        self.out_encoding = getattr(self.out, "encoding", None) or "utf-8"
-        self.out_lock = threading.Lock()
         super().__init__(address, _WebhookHandler, **options)
+        # one process: a state store degraded to memory still de-duplicates within it
+        self.ingress = Ingress.for_routes([Route(ROUTE, secret, [StreamSink(self.out)])], store=store,
+                                          log=self.log, allow_unshared_state=True)
 
     @property
     def url(self):

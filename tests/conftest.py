@@ -5,6 +5,7 @@ pytest plugin (line_connector.pytest_plugin)."""
 import pytest
 
 from helpers import run_cli
+from redis_server import redis_server, redis_url  # noqa: F401  (real redis-server fixtures, issue 14)
 
 
 @pytest.fixture
@@ -21,6 +22,16 @@ def _fresh_state_store():
     state.forget()
     yield
     state.forget()
+
+
+@pytest.fixture(autouse=True)
+def _work_in_a_temp_dir(tmp_path, monkeypatch):
+    """Each test runs in its own empty directory, so a relative path in an
+    action's example (line_get_message_content's ``save_to``) never writes
+    into the checkout."""
+    work = tmp_path / "cwd"
+    work.mkdir()
+    monkeypatch.chdir(work)
 
 
 @pytest.fixture(autouse=True)

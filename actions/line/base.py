@@ -3,9 +3,18 @@
 A LINE action is mostly data: ``method``, ``path``, which inputs go in the
 body or the query, and whether it carries ``X-Line-Retry-Key``. Subclasses
 override ``build`` only when one call becomes several requests (chunking).
+
+Paths may name inputs: ``/v2/bot/profile/{userId}``. Such a value is checked
+against LINE's ID format for that name (``PATH_ID_RULES``) and percent-quoted
+before it goes into the URL, so no input can add a path segment, a query or
+another host; it never goes in the body or the query as well. ``paths``
+lists alternatives (a group or a room): the one whose names are all given is
+used. ``base_field = "data_url"`` sends to LINE's content host instead.
 """
+import re
 import uuid
 from functools import cached_property
+from urllib.parse import quote
 
 from line_connector.action import Action
 from line_connector.http import SAFE_RETRY, UNSENT_ONLY, Request, json_bytes
@@ -16,6 +25,23 @@ MAX_BODY_BYTES = 2 * 1024 * 1024
 RETRY_KEY_HEADER = "X-Line-Retry-Key"
 ACCEPTED_HEADER = "x-line-accepted-request-id"
 REQUEST_ID_HEADER = "x-line-request-id"
+DEFAULT_DATA_URL = "https://api-data.line.me"
+
+#: LINE's ID formats, for inputs that go into a URL path (Messaging API
+#: reference: "user ID", "group ID", "room ID" are U/C/R + 32 hex digits;
+#: rich menu IDs "richmenu-" + 32 hex digits; message IDs and audience group
+#: IDs are decimal numbers). Input schemas carry the same patterns; this is
+#: the engine's own guard, so no class can put an unchecked value in a path.
+PATH_ID_RULES = {
+    "userId": (re.compile(r"U[0-9a-f]{32}\Z"), "a user ID: U followed by 32 lower-case hex digits"),
+    "groupId": (re.compile(r"C[0-9a-f]{32}\Z"), "a group ID: C followed by 32 lower-case hex digits"),
+    "roomId": (re.compile(r"R[0-9a-f]{32}\Z"), "a room ID: R followed by 32 lower-case hex digits"),
+    "richMenuId": (re.compile(r"richmenu-[0-9a-f]{32}\Z"),
+                   "a rich menu ID: richmenu- followed by 32 lower-case hex digits"),
+    "messageId": (re.compile(r"[0-9]{1,32}\Z"), "a message ID: decimal digits"),
+    "audienceGroupId": (re.compile(r"[1-9][0-9]{0,18}\Z"), "an audience group ID: a positive integer"),
+}
+_PLACEHOLDER = re.compile(r"\{([A-Za-z]+)\}")
 
 
 class LineAction(Action):
@@ -28,26 +54,71 @@ class LineAction(Action):
     #: True when resending cannot duplicate an effect (reads, validation);
     #: sends with a retry key are safe too, because LINE deduplicates them.
     idempotent = None
+    #: alternative paths (e.g. a group's or a room's); the one whose
+    #: ``{names}`` are all in the inputs is used
+    paths = ()
+    #: the asset field holding the base URL: "url" (api.line.me) or
+    #: "data_url" (api-data.line.me: content and rich menu images)
+    base_field = "url"
 
     @cached_property
     def auth(self):
         return line_auth(self.asset_name, self.asset, self.redactor)
 
     def build(self, inputs):
+        path = self.path_for(inputs)
         picked = {k: inputs[k] for k in self.fields if k in inputs}
-        if self.method == "GET":
-            return [self.line_request(params=picked or None)]
-        return [self.line_request(body=picked, key=inputs.get("retry_key"))]
+        if self.method in ("GET", "DELETE"):
+            return [self.line_request(params=picked or None, path=path)]
+        # an endpoint without body fields (leave a group, set the default
+        # rich menu) gets no body at all, as LINE's reference shows it
+        body = picked if self.fields else None
+        return [self.line_request(body=body, key=inputs.get("retry_key"), path=path)]
 
-    def line_request(self, body=None, params=None, key=None, extra=None, path=None):
+    # ------------------------------------------------------------ paths
+    def path_for(self, inputs, template=None):
+        """The request path with its ``{names}`` filled from ``inputs``:
+        each value checked against LINE's ID format and percent-quoted.
+        Raises InputError (nothing sent) naming the field and the rule."""
+        if template is None:
+            candidates = self.paths or (self.path,)
+            usable = [p for p in candidates if all(n in inputs for n in _PLACEHOLDER.findall(p))]
+            if len(usable) != 1:
+                names = sorted({n for p in candidates for n in _PLACEHOLDER.findall(p)})
+                raise self.input_error("", "give exactly one of %s" % ", ".join(names))
+            template = usable[0]
+
+        def fill(match):
+            name = match.group(1)
+            value = inputs.get(name)
+            text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+            rule = PATH_ID_RULES.get(name)
+            if not isinstance(text, str) or rule is None or not rule[0].match(text):
+                raise self.input_error(name, "must be %s" % (rule[1] if rule else "a known path parameter"))
+            return quote(text, safe="")
+
+        return _PLACEHOLDER.sub(fill, template)
+
+    def url(self, path, base_field=None):
+        field = base_field or self.base_field
+        base = self.asset.get(field) or (DEFAULT_DATA_URL if field == "data_url" else None)
+        if base is None:
+            return super().url(path, field)
+        return base.rstrip("/") + path
+
+    def line_request(self, body=None, params=None, key=None, extra=None, path=None, data=None,
+                     content_type=None, field="messages"):
         """One LINE request. ``key``: the caller's retry key (a fresh UUID if
-        None). Raises InputError before sending if the body passes 2 MB."""
+        None). ``body``: JSON (refused before sending past 2 MB, naming the
+        input ``field`` that makes it large); ``data``: raw bytes or a file
+        object sent as is, with ``content_type``."""
         headers, extra = {}, dict(extra or {})
-        data = None
+        if data is not None:
+            headers["Content-Type"] = content_type or "application/octet-stream"
         if body is not None:
             data = json_bytes(body)
             if len(data) > MAX_BODY_BYTES:
-                raise self.input_error("messages",
+                raise self.input_error(field,
                                        "make a request body of %d bytes; LINE accepts at most 2 MB (%d)" % (len(data), MAX_BODY_BYTES))
             headers["Content-Type"] = "application/json"
         if self.retry_key:
@@ -107,3 +178,69 @@ class LineAction(Action):
 
     def auth_rejected(self, result):
         return result["status_code"] == 401
+
+
+class LinePagedAction(LineAction):
+    """A LINE read that answers one page at a time.
+
+    One page by default (the caller's ``start``/``page`` as given); with
+    ``all_pages`` the engine follows the pages itself, at most ``max_pages``
+    (default 20), one result per page as usual, and the last result carries
+    ``all_items`` (every page's ``page_items``, in order) and
+    ``pages_fetched`` -- the same shape as Sobot's paged queries. A failed
+    page ends the walk and the action fails; the output holds the result of
+    every page before it and the failed one, which carries ``all_items`` of
+    the pages before it and ``pages_fetched`` (how many of them succeeded),
+    so what was read is not lost.
+
+    Two styles, as LINE has both: a continuation token (``next`` in the
+    answer, sent back as ``start``: followers, member IDs) or page numbers
+    (``page`` in the query, ``hasNextPage`` in the answer: audience lists).
+    """
+    #: the list in each page's answer, e.g. "userIds"
+    page_items = None
+    #: "token" (next -> start) or "number" (page, hasNextPage)
+    paging = "token"
+    default_max_pages = 20
+
+    def execute(self, inputs):
+        if not inputs.get("all_pages"):
+            return super().execute(inputs)
+        path = self.path_for(inputs)
+        params = {k: inputs[k] for k in self.fields if k in inputs}
+        limit = inputs.get("max_pages", self.default_max_pages)
+        results, items, more = [], [], False
+        for _ in range(limit):
+            result = self.send_one(self.line_request(params=dict(params), path=path))
+            results.append(result)
+            if not result["ok"]:
+                result["all_items"] = items
+                result["pages_fetched"] = len(results) - 1
+                return results, False
+            payload = result["json_body"]
+            got = payload.get(self.page_items)
+            items.extend(got if isinstance(got, list) else [])
+            more = self.next_params(params, payload)
+            if not more:
+                break
+        last = results[-1]
+        last["all_items"] = items
+        last["pages_fetched"] = len(results)
+        if more:
+            last["note"] = ("stopped after max_pages=%d; more pages remain: raise max_pages, or continue "
+                            "from this page's answer" % limit)
+        return results, True
+
+    def next_params(self, params, payload):
+        """Update ``params`` for the next page; False when this was the last."""
+        if self.paging == "token":
+            token = payload.get("next")
+            if not isinstance(token, str) or not token:
+                return False
+            params["start"] = token
+            return True
+        if payload.get("hasNextPage") is not True:
+            return False
+        page = payload.get("page", params.get("page", 1))
+        params["page"] = (page if isinstance(page, int) and not isinstance(page, bool) else params.get("page", 1)) + 1
+        return True

@@ -7,7 +7,9 @@
 It needs nothing but the standard library and the pack. ``demo_assets()``
 gives a working asset of each kind; ``asset_for`` points any asset at it.
 """
+import re
 import threading
+from urllib.parse import unquote
 
 from .line import DEMO_NARROWCAST_ID, LineEmulator, LineState, new_request_id
 from .nxcloud import NxEmulator, NxState
@@ -27,7 +29,7 @@ NX_ACCESS_SECRET = "sandbox-nx-access-secret"
 SOBOT_APPID = "sandbox-appid"
 SOBOT_APP_KEY = "sandbox-sobot-app-key"
 
-URL_FIELDS = ("url", "super_message_url")
+URL_FIELDS = ("url", "data_url", "super_message_url")
 
 
 def sign_webhook(body, channel_secret=CHANNEL_SECRET):
@@ -79,6 +81,14 @@ class Sandbox:
         self.sobot = SobotState(SOBOT_APPID, creds["app_key"])
         self._routes.update(NxEmulator(self.nxcloud).routes())
         self._routes.update(SobotEmulator(self.sobot).routes())
+        # "/v2/bot/profile/{userId}": one path segment per {name}, handed to
+        # the handler as incoming.params; exact paths are looked up first
+        self._patterns = []
+        for (method, path), handler in list(self._routes.items()):
+            if "{" in path:
+                del self._routes[(method, path)]
+                regex = re.compile("^" + re.sub(r"\\\{([A-Za-z]+)\\\}", r"(?P<\1>[^/]+)", re.escape(path)) + "$")
+                self._patterns.append((method, regex, handler))
         self._server = None
         self._thread = None
         self.requests = 0
@@ -132,7 +142,14 @@ class Sandbox:
             self.requests += 1
         handler = self._routes.get((incoming.method, incoming.path))
         if handler is None:
-            known = any(path == incoming.path for _, path in self._routes)
+            for method, regex, candidate in self._patterns:
+                found = regex.match(incoming.path)
+                if found and method == incoming.method:
+                    incoming.params = {k: unquote(v) for k, v in found.groupdict().items()}
+                    return candidate(incoming)
+        if handler is None:
+            known = (any(path == incoming.path for _, path in self._routes)
+                     or any(regex.match(incoming.path) for _, regex, _ in self._patterns))
             reply = Reply(405 if known else 404, {"message": "Not found" if not known else "Method not allowed"})
             if incoming.path.startswith(("/v2/", "/oauth2/")):  # LINE's paths: LINE answers with a request ID
                 reply.headers["X-Line-Request-Id"] = new_request_id()
@@ -165,8 +182,9 @@ class Sandbox:
         line_get_narrowcast_progress on a fresh sandbox."""
         c = self.credentials
         return {
-            "line_channel_access_token": {"url": self.url, "token": c["token"]},
-            "line_oauth2_client_credentials": {"url": self.url, "token_url": self.url + "/oauth2/v3/token",
+            "line_channel_access_token": {"url": self.url, "data_url": self.url, "token": c["token"]},
+            "line_oauth2_client_credentials": {"url": self.url, "data_url": self.url,
+                                               "token_url": self.url + "/oauth2/v3/token",
                                                "client_id": CLIENT_ID, "client_secret": c["client_secret"]},
             "line_channel_secret": {"channel_secret": c["channel_secret"]},
             "nxcloud": {"url": self.url, "super_message_url": self.url,
@@ -186,6 +204,7 @@ class Sandbox:
         for name in accepted:
             for key, value in demos.get(name, {}).items():
                 if key in URL_FIELDS or key == "token_url":
-                    if key in asset or key == "url" or (key == "token_url" and "client_id" in asset):
+                    # url and data_url always: their defaults are LINE's real hosts
+                    if key in asset or key in ("url", "data_url") or (key == "token_url" and "client_id" in asset):
                         asset[key] = value
         return asset

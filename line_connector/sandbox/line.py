@@ -76,6 +76,18 @@ AUTH_FAILED = "Authentication failed. Confirm that the access token in the autho
 RETRY_KEY_ACCEPTED = "The retry key is already accepted"
 
 
+#: modules of this package emulating more LINE endpoints; each has
+#: ``install(state)`` (its state and demo data on the LineState) and
+#: ``routes(emulator)`` -> {(METHOD, "/v2/bot/.../{name}"): handler}
+EXTENSIONS = ("line_users", "line_richmenu", "line_audience")
+
+
+def extensions():
+    import importlib
+
+    return [importlib.import_module("." + name, __package__) for name in EXTENSIONS]
+
+
 def new_request_id():
     return str(uuid.uuid4())
 
@@ -117,6 +129,8 @@ class LineState:
         self.reply_tokens_used = set()  # reply tokens work once
         # request id -> {"target", "polls", "accepted", "completed"}; seeded with the demo
         self.narrowcasts = {DEMO_NARROWCAST_ID: dict(DEMO_NARROWCAST)}
+        for module in extensions():
+            module.install(self)
 
     def valid_token(self, token):
         with self.lock:
@@ -202,6 +216,7 @@ class LineEmulator:
                for kind in ("push", "reply", "multicast", "narrowcast", "broadcast")},
             **{("GET", "/v2/bot/message/delivery/" + kind): self.authed(self.delivery_count(kind))
                for kind in ("push", "reply", "multicast", "broadcast")},
+            **{route: handler for module in extensions() for route, handler in module.routes(self).items()},
         }
 
     # ---------------------------------------------------------- plumbing

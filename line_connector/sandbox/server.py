@@ -41,6 +41,7 @@ class Incoming:
     query: dict
     headers: dict          # lower-cased names
     body: bytes
+    params: dict = field(default_factory=dict)  # {name} segments of a pattern route
 
     def json(self):
         """The body as JSON; ValueError for anything else, a nesting too deep

@@ -165,6 +165,13 @@ def test_annotations_come_from_the_action_classes(session_run):
     assert tools["sobot_query_task_list"].read_only_hint is True
     assert tools["line_parse_webhook"].read_only_hint is True
     assert tools["line_parse_webhook"].open_world_hint is False
+    # deleting, leaving a chat and replacing a rich menu cannot be undone by a resend
+    for name in ("line_delete_rich_menu", "line_delete_audience", "line_leave_chat", "line_link_rich_menu"):
+        assert tools[name].destructive_hint is True, name
+    assert tools["line_create_rich_menu"].idempotent_hint is False  # no retry key: a resend makes a second menu
+    assert tools["line_create_rich_menu"].destructive_hint is False
+    assert tools["line_validate_rich_menu"].read_only_hint is True
+    assert tools["line_get_profile"].read_only_hint is True
 
 
 @needs_sdk
@@ -258,3 +265,29 @@ def test_without_the_sdk_mcp_exits_2_saying_what_to_install(monkeypatch, capsys,
     report = json.loads(capsys.readouterr().err)
     assert "pip install 'line-connector[mcp]'" in report["error"]
     assert report["details"][0]["path"] == "mcp"
+
+
+def test_file_paths_on_this_machine_are_refused(tmp_path):
+    """An MCP client (a model acting on text it was given) must not make the
+    server write or read local files: save_to and image_path are tool errors
+    naming the field, and nothing is written or sent."""
+    from line_connector.config import load_config
+    from line_connector.mcp_server import call_tool
+    from line_connector.sandbox import Sandbox
+    from line_connector.sandbox.line_richmenu import DEMO_EMPTY_RICH_MENU_ID, DEMO_IMAGE_MESSAGE_ID
+
+    with Sandbox() as sb:
+        cfg = tmp_path / "cfg.yaml"
+        cfg.write_text(json.dumps({"assets": {"ops_line": sb.demo_assets()["line_channel_access_token"]}}),
+                       encoding="utf-8")
+        config = load_config(str(cfg))
+        target = tmp_path / "written.bin"
+        is_error, payload, _ = call_tool(config, "line_get_message_content",
+                                         {"messageId": DEMO_IMAGE_MESSAGE_ID, "save_to": str(target)})
+        assert is_error and payload["details"][0]["path"] == "inputs.save_to"
+        is_error, payload, _ = call_tool(config, "line_upload_rich_menu_image",
+                                         {"richMenuId": DEMO_EMPTY_RICH_MENU_ID, "image_path": str(target)})
+        assert is_error and payload["details"][0]["path"] == "inputs.image_path"
+        assert not target.exists() and sb.stats()["requests"] == 0
+        is_error, payload, _ = call_tool(config, "line_get_message_content", {"messageId": DEMO_IMAGE_MESSAGE_ID})
+        assert not is_error, payload

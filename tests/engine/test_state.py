@@ -1,6 +1,7 @@
 """The state store (SPEC 8; issue 12 item 6): one place for what processes
 share, with per-key bounded locks, validated entries, private files, and a
 private directory for --sandbox runs."""
+import json
 import os
 import stat
 import subprocess
@@ -137,14 +138,32 @@ def test_a_symlinked_entry_is_never_followed(tmp_path):
 
 
 def test_unknown_or_unavailable_backends_are_exit_2(monkeypatch):
-    for setting, words in (("redis://127.0.0.1:6379/0", "Redis"), ("memcached://x", "unknown state store"),
-                           ("nonsense", "unknown state store")):
+    for setting, words in (("redis://127.0.0.1:notaport/0", "port"), ("memcached://x", "not a state store this version knows"),
+                           ("nonsense", "not a state store this version knows"), ("file:/x", "takes no path")):
         monkeypatch.setenv("LINE_CONNECTOR_STATE", setting)
         with pytest.raises(InputError) as exc:
             run_action("line_send_push", {"token": "t"}, {"to": "U" + "0" * 32, "messages": TEXT})
         assert exc.value.details[0]["path"] == "env.LINE_CONNECTOR_STATE" and words in exc.value.details[0]["message"]
     code, out, err = run_cli("run", "line_get_bot_info", stdin={"asset": {"token": "t"}, "inputs": {}})
     assert code == 2 and "env.LINE_CONNECTOR_STATE" in out + err and "Traceback" not in err
+
+
+def test_file_setting_any_case_and_config_wins_and_nothing_is_echoed(monkeypatch):
+    """``file:`` in any case means files; the service config's ``state: file:``
+    wins over LINE_CONNECTOR_STATE; a setting that is not understood is never
+    quoted back (a mistyped one may hold a password)."""
+    from line_connector import state
+
+    monkeypatch.setenv("LINE_CONNECTOR_STATE", "FILE:")
+    assert isinstance(state.store(), state.FileStore)
+    monkeypatch.setenv("LINE_CONNECTOR_STATE", "redis://127.0.0.1:1/0")
+    state.configure("file:")
+    assert isinstance(state.store(), state.FileStore)
+    state.forget()
+    monkeypatch.setenv("LINE_CONNECTOR_STATE", "hunter2Secret:x@y")
+    with pytest.raises(InputError) as exc:
+        state.store()
+    assert "hunter2" not in json.dumps(exc.value.details).lower()
 
 
 def test_sandbox_runs_leave_the_users_cache_alone(tmp_path, monkeypatch):

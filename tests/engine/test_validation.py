@@ -76,3 +76,27 @@ def test_plain_string_items_fast_path_reports_what_full_validation_reports():
     assert e["inputs.to[2]"] == "must be of type string (got integer)"
     assert e["inputs.to[3]"] == "must be of type string (got null)"
     assert "inputs.to[0]" not in e and "inputs.to[6]" not in e
+
+
+def test_patterns_end_where_json_schema_says_they_end():
+    """JSON Schema patterns are ECMA-262 regexes: ``$`` matches only at the
+    very end (https://json-schema.org/draft/2020-12/json-schema-validation#section-6.3.3,
+    ECMA-262 Assertion ``$`` without the multiline flag). Python's ``$``
+    also matches before a final newline, which let ``"U...\\n"`` into a
+    request body; both validation paths (one item, a list of plain strings)
+    must refuse it, naming the item."""
+    from line_connector import InputError, run_action
+    from line_connector.validation import ecma_search
+
+    user = "U" + "a" * 32
+    assert ecma_search("^U[0-9a-f]{32}$")(user) and not ecma_search("^U[0-9a-f]{32}$")(user + "\n")
+    assert ecma_search(r"^[$]\$$")("$$")  # a $ in a class or escaped is a character
+    text = [{"type": "text", "text": "x"}]
+    for action, inputs, path in (
+            ("line_send_push", {"to": user + "\n", "messages": text}, "inputs.to"),
+            ("line_send_multicast", {"to": [user, user + "\n"], "messages": text}, "inputs.to[1]"),
+            ("line_link_rich_menu", {"richMenuId": "richmenu-" + "0" * 32, "userIds": [user] * 3 + [user + "\n"]},
+             "inputs.userIds[3]")):
+        with pytest.raises(InputError) as exc:
+            run_action(action, {"token": "t", "url": "http://127.0.0.1:9"}, inputs, dry_run=True)
+        assert path in [d["path"] for d in exc.value.details], exc.value.details

@@ -26,6 +26,8 @@ def test_every_line_action_runs_from_the_cli(cli, line_sandbox, spec):
     assert results and all(r["ok"] and r["status_code"] in (200, 202) for r in results)
 
     bad = dict(asset, token="revoked-token-123")
+    if "save_to" in inputs:  # the first run made that file; never overwritten unless asked
+        inputs["save_to"] = "refused-" + inputs["save_to"]
     code, out, err = cli("run", spec.name, stdin={"asset": bad, "inputs": inputs})
     assert code == 1
     (refused,) = json.loads(out)[:1]

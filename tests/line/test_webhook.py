@@ -164,12 +164,17 @@ def test_local_receiver_prints_one_event_per_line(tmp_path):
     try:
         banner = proc.stderr.readline()
         url = banner.split("listening on ")[1].split(" ")[0]
-        body, sig = webhook_body([EVENTS["follow"], EVENTS["message"]])
+        # distinct ids: the receiver, like the service, hands an event id over once (the
+        # fixtures share one id)
+        follow = dict(EVENTS["follow"], webhookEventId="01HLOCALRECEIVERFOLLOW0001")
+        message = dict(EVENTS["message"], webhookEventId="01HLOCALRECEIVERMESSAGE001")
+        body, sig = webhook_body([follow, message])
         ok = requests.post(url, data=body.encode("utf-8"), headers={"x-line-signature": sig}, timeout=5)
         bad = requests.post(url, data=body.encode("utf-8"), headers={"x-line-signature": "AAAA"}, timeout=5)
         assert ok.status_code == 200 and bad.status_code == 400
         lines = [json.loads(proc.stdout.readline()) for _ in range(2)]
         assert [e["type"] for e in lines] == ["follow", "message"] and lines[1]["user_id"] == U
+        assert [e["raw"] for e in lines] == [follow, message]
     finally:
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=10)

@@ -77,8 +77,10 @@ def outcome_text(fn):
 def test_canary_never_leaks_in_any_path(spec, caplog):
     caplog.set_level(logging.DEBUG)
     texts = []
-    with Sandbox(credentials=CANARY_CREDS) as sb:
-        for asset_name in spec.assets:
+    for asset_name in spec.assets:
+        # a fresh sandbox per asset: an example may change what it acts on
+        # (a deleted rich menu, a chat left), so a second run would be refused
+        with Sandbox(credentials=CANARY_CREDS) as sb:
             asset = sb.demo_assets()[asset_name]
             inputs = inputs_for(spec, sb)
             ok = run_action(spec.name, asset, inputs)  # success path really succeeds with the canary

@@ -1,0 +1,103 @@
+"""Users, followers, groups and rooms: who is this user, who follows the
+account, which group is this and who is in it; leave a chat; mark as read.
+
+Every class is data for the engine in base.py: IDs in the path are checked
+against LINE's formats and percent-quoted there, ``paths`` picks the group or
+the room form, LinePagedAction follows ``next`` tokens.
+(developers.line.biz/en/reference/messaging-api/: #get-profile,
+#get-follower-ids, #get-group-summary, #get-members-group-count,
+#get-group-member-user-ids, #get-group-member-profile, #leave-group,
+#leave-room, #mark-as-read, and the room variants.)
+"""
+from .base import LineAction, LinePagedAction
+
+GROUP_OR_ROOM = "/v2/bot/group/{groupId}", "/v2/bot/room/{roomId}"
+
+
+def _both(suffix):
+    return tuple(prefix + suffix for prefix in GROUP_OR_ROOM)
+
+
+class GetProfile(LineAction):
+    """GET /v2/bot/profile/{userId}: a friend's display name, picture,
+    status message and language (404 when the user is not a friend)."""
+    path = "/v2/bot/profile/{userId}"
+
+
+class GetFollowers(LinePagedAction):
+    """GET /v2/bot/followers/ids?start&limit: the user IDs of the account's
+    friends, a page at a time (``next`` continues)."""
+    path = "/v2/bot/followers/ids"
+    fields = ("start", "limit")
+    page_items = "userIds"
+
+
+class GetGroupSummary(LineAction):
+    """GET /v2/bot/group/{groupId}/summary: the group's name and picture."""
+    path = "/v2/bot/group/{groupId}/summary"
+
+
+class GetMemberCount(LineAction):
+    """GET /v2/bot/{group|room}/{id}/members/count (the bot not counted)."""
+    paths = _both("/members/count")
+
+
+class GetMemberIds(LinePagedAction):
+    """GET /v2/bot/{group|room}/{id}/members/ids?start: member user IDs, up
+    to 100 a page (``next`` continues)."""
+    paths = _both("/members/ids")
+    fields = ("start",)
+    page_items = "memberIds"
+
+
+class GetMemberProfile(LineAction):
+    """GET /v2/bot/{group|room}/{id}/member/{userId}: a member's name and
+    picture, whether or not they are a friend of the account."""
+    paths = _both("/member/{userId}")
+
+
+class _RepeatableWrite(LineAction):
+    """A POST whose repetition changes nothing more (leaving a chat the bot
+    already left, marking read what is read), so it is resent like a read
+    when its answer was lost. Its note on an unknown outcome says so,
+    instead of the generic "not resent" of writes without a retry key."""
+    method = "POST"
+    idempotent = True
+
+    def judge(self, request, result):
+        ok = super().judge(request, result)
+        if not ok and result.get("delivery") == "unknown":
+            result["note"] = ("outcome unknown: the request may have reached LINE (attempts: %d); repeating it "
+                              "has no further effect, so it is safe to run this action again"
+                              % result.get("attempts", 1))
+        return ok
+
+
+class LeaveChat(_RepeatableWrite):
+    destructive = True  # the bot cannot rejoin by itself
+    """POST /v2/bot/{group|room}/{id}/leave, without a body.
+
+    Retry policy: resent like a read (5xx, timeouts). Leaving is a state the
+    bot ends up in, not something delivered: a second leave cannot leave
+    twice, LINE just answers 404 because the bot is no longer in the chat
+    (OpenAPI leaveGroup: 200, 400, 404). So when an earlier attempt's answer
+    was lost, a 404 on the resend most likely means that attempt left, and
+    the note says so without claiming it is known.
+    """
+    paths = _both("/leave")
+
+    def judge(self, request, result):
+        ok = super().judge(request, result)
+        if result["status_code"] == 404 and result.get("delivery") == "unknown":
+            result["note"] = ("LINE answers 404: the bot is not in this chat (any more). An earlier attempt of this "
+                              "call may have reached LINE and left it, its answer lost; that is the likely reason, "
+                              "but it is not known")
+        return ok
+
+
+class MarkAsRead(_RepeatableWrite):
+    """POST /v2/bot/chat/markAsRead {markAsReadToken}: marks the user's
+    messages up to that event as read. Marking read twice is harmless, so
+    it is retried like a read."""
+    path = "/v2/bot/chat/markAsRead"
+    fields = ("markAsReadToken",)

@@ -1,0 +1,197 @@
+"""The service door vs calling the runner directly (issue 14), same run, same
+machine, against the sandbox (a separate process on 127.0.0.1):
+
+* latency: ``line_get_quota`` as ``POST /v1/actions/line_get_quota`` through
+  ``line-connector serve`` (waitress, its own process, keep-alive
+  connection) vs a ``run_action("line_get_quota", ...)`` loop in this
+  process; p50 of each, and the overhead p50(http) - p50(direct)
+  (target <= 1 ms);
+* throughput: 8 concurrent HTTP clients (one keep-alive connection each)
+  vs 8 threads calling ``run_action``; calls per second, and their ratio
+  (target >= 0.8x).
+
+Rounds alternate (direct, http, direct, http...) so drift on a shared
+machine hits both; the figures are medians over rounds. The HTTP client is
+the standard library's ``http.client``, so the overhead measured is the
+service's (parsing, auth, JSON, the access log, a second process hop), not
+a client library's.
+
+    python bench/bench_service.py [--quick]
+"""
+import argparse
+import http.client
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+PY = sys.executable
+API_KEY = "bench-service-api-key-0123456789"
+SANDBOX = """
+import sys
+from line_connector.sandbox import Sandbox
+sb = Sandbox(port=0).start()
+print(sb.url, flush=True)
+sys.stdin.read()
+"""
+CONCURRENCY = 8
+ACTION = "line_get_quota"
+
+
+def start_service(config_path, err_path):
+    """``line-connector serve`` on a free port; (process, host, port)."""
+    err = open(err_path, "wb")
+    proc = subprocess.Popen([PY, "-m", "line_connector.cli", "serve", "--config", config_path, "--port", "0",
+                             "--threads", str(CONCURRENCY)], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=err)
+    err.close()
+    end = time.monotonic() + 30
+    while time.monotonic() < end and proc.poll() is None:
+        with open(err_path, "rb") as fh:
+            for line in fh.read().decode("utf-8", "replace").splitlines():
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue
+                if record.get("event") == "listening":
+                    host, port = record["url"].split("//", 1)[1].rsplit(":", 1)
+                    return proc, host, int(port)
+        time.sleep(0.05)
+    proc.kill()
+    with open(err_path, "rb") as fh:
+        raise RuntimeError("serve did not start: %s" % fh.read()[-2000:].decode("utf-8", "replace"))
+
+
+class Client:
+    """One keep-alive connection to the service."""
+
+    BODY = json.dumps({"asset": "ops_line", "inputs": {}}).encode()
+    HEADERS = {"Content-Type": "application/json", "Authorization": "Bearer " + API_KEY}
+
+    def __init__(self, host, port):
+        self.conn = http.client.HTTPConnection(host, port, timeout=30)
+
+    def call(self):
+        self.conn.request("POST", "/v1/actions/" + ACTION, body=self.BODY, headers=self.HEADERS)
+        resp = self.conn.getresponse()
+        data = resp.read()
+        if resp.status != 200:
+            raise RuntimeError("service answered %d: %s" % (resp.status, data[:500]))
+
+    def close(self):
+        self.conn.close()
+
+
+def latencies(fn, n):
+    out = []
+    for _ in range(n):
+        t = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t)
+    return out
+
+
+def throughput(make_worker, calls_per_worker):
+    """Calls per second of CONCURRENCY threads, each making its own caller
+    (``make_worker()`` -> (call, close)) and calling it ``calls_per_worker``
+    times; all start together."""
+    barrier = threading.Barrier(CONCURRENCY + 1)
+    errors = []
+
+    def work():
+        call, close = make_worker()
+        try:
+            call()  # warm: connection open, validators built
+            barrier.wait()
+            for _ in range(calls_per_worker):
+                call()
+        except Exception as exc:  # reported after the run
+            errors.append(exc)
+            try:
+                barrier.abort()
+            except Exception:
+                pass
+        finally:
+            close()
+
+    threads = [threading.Thread(target=work) for _ in range(CONCURRENCY)]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    t0 = time.perf_counter()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    if errors:
+        raise errors[0]
+    return CONCURRENCY * calls_per_worker / wall
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    n_lat, n_thr, rounds = (300, 100, 3) if args.quick else (1000, 300, 5)
+
+    from line_connector import __version__
+    from line_connector.runner import run_action
+
+    sandbox = subprocess.Popen([PY, "-c", SANDBOX], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    url = sandbox.stdout.readline().strip()
+    asset = {"url": url, "token": "sandbox-channel-access-token"}
+    service = None
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            config = os.path.join(tmp, "service.yaml")
+            with open(config, "w") as fh:
+                json.dump({"assets": {"ops_line": asset}, "api_keys": [API_KEY]}, fh)  # JSON is YAML
+            service, host, port = start_service(config, os.path.join(tmp, "serve.stderr"))
+
+            def direct():
+                run_action(ACTION, asset, {})
+
+            client = Client(host, port)
+            direct()
+            client.call()  # warm both: imports, validators, connections
+            p50 = {"direct": [], "http": []}
+            rate = {"direct": [], "http": []}
+            for _ in range(rounds):
+                p50["direct"].append(statistics.median(latencies(direct, n_lat)))
+                p50["http"].append(statistics.median(latencies(client.call, n_lat)))
+                rate["direct"].append(throughput(lambda: (direct, lambda: None), n_thr))
+
+                def http_worker():
+                    c = Client(host, port)
+                    return c.call, c.close
+                rate["http"].append(throughput(http_worker, n_thr))
+            client.close()
+        finally:
+            if service is not None:
+                service.terminate()
+                service.wait(10)
+            sandbox.stdin.close()
+            sandbox.wait(10)
+
+    d, h = statistics.median(p50["direct"]), statistics.median(p50["http"])
+    rd, rh = statistics.median(rate["direct"]), statistics.median(rate["http"])
+    overhead = (h - d) * 1000
+    print("line-connector %s, python %s, %s, %d cores; %s via serve (waitress, %d threads) vs run_action; "
+          "medians of %d rounds" % (__version__, sys.version.split()[0], sys.platform, os.cpu_count() or 0,
+                                    ACTION, CONCURRENCY, rounds))
+    print("| benchmark | service (HTTP) | direct run_action | figure | target |")
+    print("|---|---|---|---|---|")
+    print("| p50 latency, 1 client | %.2f ms | %.2f ms | +%.2f ms overhead | <= 1 ms%s |"
+          % (h * 1000, d * 1000, overhead, "" if overhead <= 1.0 else " (missed)"))
+    print("| throughput, %d concurrent clients vs %d threads | %.0f calls/s | %.0f calls/s | %.2fx | >= 0.8x%s |"
+          % (CONCURRENCY, CONCURRENCY, rh, rd, rh / rd, "" if rh / rd >= 0.8 else " (missed)"))
+    print(json.dumps({"p50_http_ms": round(h * 1000, 3), "p50_direct_ms": round(d * 1000, 3),
+                      "overhead_ms": round(overhead, 3), "rate_http": round(rh, 1), "rate_direct": round(rd, 1),
+                      "ratio": round(rh / rd, 3), "rounds": rounds}))
+
+
+if __name__ == "__main__":
+    main()

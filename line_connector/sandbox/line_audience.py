@@ -1,0 +1,257 @@
+"""Sandbox emulation of LINE's audiences for uploading user IDs (by JSON).
+
+Endpoints (developers.line.biz/en/reference/messaging-api/, shapes from
+LINE's manage-audience.yml):
+
+* POST /v2/bot/audienceGroup/upload (#create-upload-audience-group): 202
+  with audienceGroupId, createRoute MESSAGING_API, type UPLOAD, description,
+  created (UNIX seconds), permission READ_WRITE, expireTimestamp (180 days
+  later: an audience stops being usable after 180 days) and isIfaAudience;
+* PUT /v2/bot/audienceGroup/upload (#update-upload-audience-group): 202 {};
+* GET /v2/bot/audienceGroup/{audienceGroupId} (#get-audience-group): the
+  audienceGroup and its upload jobs (newest first, at most 50);
+* GET /v2/bot/audienceGroup/list (#get-audience-groups): page (required,
+  >= 1), size (default 20, at most 40), description (partial,
+  case-insensitive), status, createRoute; answers page, size, totalCount,
+  readWriteAudienceGroupTotalCount, hasNextPage, audienceGroups;
+* DELETE /v2/bot/audienceGroup/{audienceGroupId} (#delete-audience-group): 200.
+
+Refusals are LINE's 400 with the error code in ``details[].message`` and
+the field in ``details[].property``, as manage-audience.yml's example of an
+unknown audience shows (``{"message": "audience group not found",
+"details": [{"message": "AUDIENCE_GROUP_NOT_FOUND"}]}``; LINE answers 400,
+not 404, for an unknown audienceGroupId): more than 10,000 IDs in one
+request, a description missing, longer than 120 characters or holding a
+control character, an ID that is not a user ID (or, for an IFA audience,
+not an IFA), more than 1,000 audiences.
+
+An audience is a set: adding an ID it already holds changes nothing but
+adds a job. Narrowcasts are not routed through audiences here (line.py
+sends them to ``friends``).
+
+Demo data: ``DEMO_AUDIENCE_ID`` (5614991017776, the audience the
+line_send_narrowcast docs example targets), "Demo: incident responders",
+holding ``DEMO_AUDIENCE_USERS``.
+"""
+import re
+
+from .server import Reply
+
+DEMO_AUDIENCE_ID = 5614991017776
+DEMO_AUDIENCE_DESCRIPTION = "Demo: incident responders"
+DEMO_AUDIENCE_USERS = ("U4af4980629a0b1c2d3e4f5a6b7c8d9e0", "Ub1a2c3d4e5f60718293a4b5c6d7e8f90",
+                       "Uc0ffee00c0ffee00c0ffee00c0ffee00")
+DEMO_CREATED = 1767571200       # 2026-01-05T00:00:00Z
+
+MAX_IDS_PER_REQUEST = 10000     # "Max number: 10,000" (create and add)
+MAX_DESCRIPTION = 120           # "Max character limit: 120"
+MAX_AUDIENCES = 1000            # "You have already created the maximum number of audiences (1,000)"
+MAX_PAGE_SIZE, DEFAULT_PAGE_SIZE = 40, 20
+MAX_JOBS_SHOWN = 50             # GetAudienceDataResponse.jobs: "Max: 50"
+EXPIRY_SECONDS = 180 * 24 * 3600
+FIRST_ID = 5614991017777        # new audiences count up from the demo's
+
+USER_ID = re.compile(r"U[0-9a-f]{32}\Z")
+IFA = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z")
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+STATUSES = ("IN_PROGRESS", "READY", "FAILED", "EXPIRED", "INACTIVE", "ACTIVATING")
+ROUTES = ("OA_MANAGER", "MESSAGING_API", "POINT_AD", "AD_MANAGER")
+
+
+def _new_audience(state, group_id, description, is_ifa, created, users=(), upload_description=None):
+    audience = {"audienceGroupId": group_id, "description": description, "isIfaAudience": is_ifa,
+                "created": created, "users": dict.fromkeys(users), "jobs": []}
+    _add_job(state, audience, list(users), upload_description, created)
+    return audience
+
+
+def _add_job(state, audience, ids, upload_description, when):
+    state.audience_job_seq += 1
+    job = {"audienceGroupJobId": state.audience_job_seq, "audienceGroupId": audience["audienceGroupId"],
+           "type": "DIFF_ADD", "jobStatus": "FINISHED", "audienceCount": len(ids), "created": when}
+    if upload_description is not None:
+        job["description"] = upload_description
+    audience["jobs"].insert(0, job)
+    audience["users"].update(dict.fromkeys(ids))
+
+
+def install(state):
+    """The audiences (by audienceGroupId) and the demo audience."""
+    state.audience_job_seq = 0
+    state.next_audience_id = FIRST_ID
+    state.audiences = {DEMO_AUDIENCE_ID: _new_audience(state, DEMO_AUDIENCE_ID, DEMO_AUDIENCE_DESCRIPTION, False,
+                                                        DEMO_CREATED, DEMO_AUDIENCE_USERS, "demo upload")}
+
+
+def _public(audience):
+    """The AudienceGroup object LINE shows for an audience for uploading user IDs."""
+    return {"audienceGroupId": audience["audienceGroupId"], "type": "UPLOAD",
+            "description": audience["description"], "status": "READY", "audienceCount": len(audience["users"]),
+            "created": audience["created"], "permission": "READ_WRITE", "createRoute": "MESSAGING_API",
+            "isIfaAudience": audience["isIfaAudience"], "expireTimestamp": audience["created"] + EXPIRY_SECONDS}
+
+
+def _error(message, details):
+    return Reply(400, {"message": message, "details": [dict({"message": code}, **({"property": prop} if prop else {}))
+                                                       for prop, code in details]})
+
+
+def _not_found():
+    return _error("audience group not found", [(None, "AUDIENCE_GROUP_NOT_FOUND")])
+
+
+def _check_ids(body, is_ifa):
+    """[(property, code)] for the body's ``audiences``: a list of {"id"} of the
+    audience's kind, at most 10,000."""
+    audiences = body.get("audiences", [])
+    if not isinstance(audiences, list):
+        return [("audiences", "The property, audiences, in the request body is invalid")], []
+    if len(audiences) > MAX_IDS_PER_REQUEST:
+        return [("audiences", "UPLOAD_AUDIENCE_GROUP_TOO_MANY_AUDIENCE_IDS")], []
+    ids, details = [], []
+    wanted = IFA if is_ifa else USER_ID
+    for i, item in enumerate(audiences):
+        value = item.get("id") if isinstance(item, dict) else None
+        if not isinstance(value, str) or not wanted.match(value):
+            details.append(("audiences[%d].id" % i, "UPLOAD_AUDIENCE_GROUP_INVALID_AUDIENCE_ID_FORMAT"))
+            if len(details) >= 10:
+                break
+        else:
+            ids.append(value)
+    return details, ids
+
+
+def _unknown_fields(body, allowed):
+    return [(k, "The property, %s, in the request body is invalid" % k) for k in body if k not in allowed]
+
+
+def routes(emulator):
+    state = emulator.state
+
+    def now():
+        return int(state.clock())
+
+    def create(req):
+        body, bad = emulator.parse(req)
+        if bad:
+            return bad
+        details = _unknown_fields(body, ("description", "isIfaAudience", "uploadDescription", "audiences"))
+        description = body.get("description")
+        if not isinstance(description, str) or not description:
+            details.append(("description", "must be specified"))
+        elif len(description) > MAX_DESCRIPTION:
+            details.append(("description", "AUDIENCE_GROUP_NAME_SIZE_OVER"))
+        elif CONTROL.search(description):
+            details.append(("description", "AUDIENCE_GROUP_NAME_WRONG"))
+        is_ifa = body.get("isIfaAudience", False)
+        if not isinstance(is_ifa, bool):
+            details.append(("isIfaAudience", "The property, isIfaAudience, in the request body is invalid"))
+            is_ifa = False
+        upload_description = body.get("uploadDescription")
+        if upload_description is not None and not isinstance(upload_description, str):
+            details.append(("uploadDescription", "The property, uploadDescription, in the request body is invalid"))
+        id_details, ids = _check_ids(body, is_ifa)
+        details += id_details
+        if details:
+            return _error("The request body has %d error(s)" % len(details), details)
+        with state.lock:
+            if len(state.audiences) >= MAX_AUDIENCES:
+                return _error("Audience group count max over", [(None, "AUDIENCE_GROUP_COUNT_MAX_OVER")])
+            group_id = state.next_audience_id
+            state.next_audience_id += 1
+            created = now()
+            state.audiences[group_id] = _new_audience(state, group_id, description, is_ifa, created, ids,
+                                                      upload_description)
+        return Reply(202, {"audienceGroupId": group_id, "createRoute": "MESSAGING_API", "type": "UPLOAD",
+                           "description": description, "created": created, "permission": "READ_WRITE",
+                           "expireTimestamp": created + EXPIRY_SECONDS, "isIfaAudience": is_ifa})
+
+    def add(req):
+        body, bad = emulator.parse(req)
+        if bad:
+            return bad
+        details = _unknown_fields(body, ("audienceGroupId", "uploadDescription", "audiences"))
+        group_id = body.get("audienceGroupId")
+        if not isinstance(group_id, int) or isinstance(group_id, bool):
+            details.append(("audienceGroupId", "must be specified"))
+        if not isinstance(body.get("audiences"), list) or not body["audiences"]:
+            details.append(("audiences", "must be specified"))
+        upload_description = body.get("uploadDescription")
+        if upload_description is not None and not isinstance(upload_description, str):
+            details.append(("uploadDescription", "The property, uploadDescription, in the request body is invalid"))
+        if details:
+            return _error("The request body has %d error(s)" % len(details), details)
+        with state.lock:
+            audience = state.audiences.get(group_id)
+            if audience is None:
+                return _not_found()
+            id_details, ids = _check_ids(body, audience["isIfaAudience"])
+            if id_details:
+                return _error("The request body has %d error(s)" % len(id_details), id_details)
+            _add_job(state, audience, ids, upload_description, now())
+        return Reply(202, {})
+
+    def get_one(req):
+        group_id = _group_id(req)
+        with state.lock:
+            audience = state.audiences.get(group_id)
+            if audience is None:
+                return _not_found()
+            return Reply(200, {"audienceGroup": _public(audience),
+                               "jobs": [dict(j) for j in audience["jobs"][:MAX_JOBS_SHOWN]]})
+
+    def delete(req):
+        group_id = _group_id(req)
+        with state.lock:
+            if state.audiences.pop(group_id, None) is None:
+                return _not_found()
+        return Reply(200, {})
+
+    def list_(req):
+        details = []
+        page = _int_arg(req, "page", None)
+        if page is None or page < 1:
+            details.append(("page", "must be 1 or more" if req.arg("page") is not None else "must be specified"))
+        size = _int_arg(req, "size", DEFAULT_PAGE_SIZE)
+        if size is None or not 1 <= size <= MAX_PAGE_SIZE:
+            details.append(("size", "must be between 1 and %d" % MAX_PAGE_SIZE))
+        status, route = req.arg("status"), req.arg("createRoute")
+        if status is not None and status not in STATUSES:
+            details.append(("status", "must be one of %s" % ", ".join(STATUSES)))
+        if route is not None and route not in ROUTES:
+            details.append(("createRoute", "must be one of %s" % ", ".join(ROUTES)))
+        external = req.arg("includesExternalPublicGroups")
+        if external is not None and external not in ("true", "false"):
+            details.append(("includesExternalPublicGroups", "must be true or false"))
+        if details:
+            return _error("The request has %d error(s)" % len(details), details)
+        needle = (req.arg("description") or "").lower()
+        with state.lock:
+            found = [_public(a) for _, a in sorted(state.audiences.items(), reverse=True)]
+        found = [a for a in found if needle in a["description"].lower()
+                 and (status is None or a["status"] == status)
+                 and (route is None or a["createRoute"] == route)]
+        start = (page - 1) * size
+        return Reply(200, {"audienceGroups": found[start:start + size], "hasNextPage": start + size < len(found),
+                           "totalCount": len(found), "readWriteAudienceGroupTotalCount": len(found),
+                           "page": page, "size": size})
+
+    return {
+        ("POST", "/v2/bot/audienceGroup/upload"): emulator.authed(create),
+        ("PUT", "/v2/bot/audienceGroup/upload"): emulator.authed(add),
+        ("GET", "/v2/bot/audienceGroup/list"): emulator.authed(list_),
+        ("GET", "/v2/bot/audienceGroup/{audienceGroupId}"): emulator.authed(get_one),
+        ("DELETE", "/v2/bot/audienceGroup/{audienceGroupId}"): emulator.authed(delete),
+    }
+
+
+def _group_id(req):
+    text = req.params.get("audienceGroupId", "")
+    return int(text) if re.fullmatch(r"[1-9][0-9]{0,18}", text) else None
+
+
+def _int_arg(req, name, default):
+    text = req.arg(name)
+    if text is None:
+        return default
+    return int(text) if re.fullmatch(r"[0-9]{1,9}", text) else None

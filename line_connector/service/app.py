@@ -1,0 +1,768 @@
+"""The service's WSGI application (SPEC 9): plain WSGI, no framework.
+
+A door, like the CLI and the MCP server: every action goes through
+``run_action`` (validation, transport, redaction, state), the asset is picked
+from the config by ``ServiceConfig.pick_asset`` (as the MCP server does), and
+this module only maps HTTP to that and back:
+
+* ``GET /v1/actions``, ``GET /openapi.json`` (service/openapi.py),
+  ``GET /healthz``, ``GET /metrics`` (service/metrics.py);
+* ``POST /v1/actions/{name}``: ``{"asset": "<name>", "inputs": {...}}``;
+  200 with the output as the CLI prints it, 422 invalid (nothing sent), 502
+  refused or unreachable, 401/404/405/411/413/400 as below;
+* ``POST /v1/webhooks/{route}``: handed to service/webhooks.py's ``Ingress``,
+  authenticated by LINE's signature, not by an API key.
+
+Why so careful with the request body: the WSGI server hands the app a stream;
+``CONTENT_LENGTH`` is checked before a byte is read (missing: 411, not a
+number or negative: 400, past 10 MiB: 413), then exactly that many bytes are
+read, so a lying or hostile client can never make the app read more than the
+limit or wait for bytes that were never announced.
+
+Why every exception is caught here: a WSGI server prints an app's exception
+with its traceback (whose locals may hold a secret). Nothing escapes
+``__call__``; a bug becomes a 500 JSON answer and one scrubbed JSON log line.
+"""
+import hashlib
+import hmac
+import json
+import os
+import sys
+import threading
+import time
+
+from ..errors import ActionError, InputError, InternalError, ManifestError
+
+MAX_BODY = 10 * 1024 * 1024
+JSON_TYPE = "application/json"
+#: Prometheus scrapers and platforms read these without an API key: they say
+#: nothing secret (action names, counters, the OpenAPI document)
+PUBLIC_PATHS = ("/healthz", "/metrics", "/openapi.json", "/v1/actions")
+ACTIONS_PREFIX = "/v1/actions/"
+WEBHOOKS_PREFIX = "/v1/webhooks/"
+_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed",
+            409: "Conflict", 411: "Length Required", 413: "Content Too Large", 415: "Unsupported Media Type",
+            422: "Unprocessable Content", 500: "Internal Server Error", 502: "Bad Gateway",
+            503: "Service Unavailable"}
+_LOG_LOCK = threading.Lock()
+
+
+class HttpError(Exception):
+    """An answer decided before the action runs: status, JSON body, headers."""
+
+    def __init__(self, status, message, path=None, detail=None, headers=()):
+        super().__init__(message)
+        self.status = status
+        self.body = {"error": message, "details": [{"path": path, "message": detail or message}]} if path \
+            else {"error": message, "details": []}
+        self.headers = list(headers)
+
+
+def log_line(event, redactor=None, **fields):
+    """One JSON line on stderr: the only thing the service writes there.
+    Scrubbed with every secret of the config; a failing stderr is ignored."""
+    record = {"ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "event": event}
+    record.update(fields)
+    try:
+        text = json.dumps(record, ensure_ascii=True, default=str, allow_nan=False)
+        if redactor is not None:
+            text = redactor.scrub(text)
+        with _LOG_LOCK:
+            sys.stderr.write(text + "\n")
+            sys.stderr.flush()
+    except Exception:
+        pass
+
+
+def json_bytes(obj):
+    """The body as the CLI prints it: strict JSON, indented, one newline;
+    a non-finite number is null and a lone surrogate \\u-escaped."""
+    from ..cli import _finite
+
+    try:
+        text = json.dumps(obj, indent=2, ensure_ascii=False, allow_nan=False)
+    except ValueError:
+        text = json.dumps(_finite(obj), indent=2, ensure_ascii=False, allow_nan=False)
+    try:
+        return (text + "\n").encode("utf-8")
+    except UnicodeEncodeError:
+        return (json.dumps(json.loads(text), indent=2, ensure_ascii=True) + "\n").encode("ascii")
+
+
+def _results(output):
+    """The HTTP results in an action's output (a list of results, or an
+    object holding them under ``requests``), for the retry metric."""
+    if isinstance(output, dict):
+        output = output.get("requests")
+    return [r for r in output if isinstance(r, dict)] if isinstance(output, list) else []
+
+
+def _parse_body(body):
+    """The request's JSON object: strict (no NaN, no Infinity), UTF-8."""
+    from ..cli import _finite_float, _refuse_constant
+
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise HttpError(400, "the request body is not UTF-8", "body",
+                        "is not valid UTF-8 (bad byte at offset %d)" % exc.start) from None
+    try:
+        doc = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except RecursionError:
+        raise HttpError(400, "the request body is nested too deep", "body", "is nested too deep") from None
+    except ValueError as exc:
+        raise HttpError(400, "the request body is not valid JSON", "body",
+                        "is not valid JSON: %s" % str(exc)[:200]) from None
+    if not isinstance(doc, dict):
+        raise HttpError(400, "the request body must be a JSON object", "body",
+                        'must be a JSON object {"asset": "<asset name>", "inputs": {...}}')
+    return doc
+
+
+def content_length(environ):
+    """The announced body size, checked before anything is read. Chunked
+    bodies (no Content-Length) are accepted only when the server says the
+    stream ends by itself (``wsgi.input_terminated``): None then."""
+    raw = environ.get("CONTENT_LENGTH")
+    if raw is None or raw == "":
+        if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower() and environ.get("wsgi.input_terminated"):
+            return None
+        raise HttpError(411, "a Content-Length header is required", "headers.content-length",
+                        "is missing; send the body with a Content-Length header")
+    text = str(raw).strip()
+    if not text.isdigit() or not text.isascii() or len(text) > 18:
+        raise HttpError(400, "invalid Content-Length", "headers.content-length",
+                        "must be a non-negative integer number of bytes")
+    size = int(text)
+    if size > MAX_BODY:
+        raise HttpError(413, "the request body is larger than 10 MiB", "body",
+                        "is larger than the limit of %d bytes" % MAX_BODY)
+    return size
+
+
+class ClientGone(Exception):
+    """The client closed the connection before the announced body arrived."""
+
+
+def read_body(environ):
+    """Exactly the announced bytes (at most ``MAX_BODY``)."""
+    size = content_length(environ)
+    stream = environ["wsgi.input"]
+    if size is None:  # chunked, terminated by the server: read one byte past the limit
+        data = bytearray()
+        while len(data) <= MAX_BODY:
+            chunk = stream.read(min(65536, MAX_BODY + 1 - len(data)))
+            if not chunk:
+                break
+            data += chunk
+        if len(data) > MAX_BODY:
+            raise HttpError(413, "the request body is larger than 10 MiB", "body",
+                            "is larger than the limit of %d bytes" % MAX_BODY)
+        return bytes(data)
+    data = bytearray()
+    try:
+        while len(data) < size:
+            chunk = stream.read(size - len(data))
+            if not chunk:
+                raise ClientGone()
+            data += chunk
+    except ClientGone:
+        raise
+    except Exception:  # the server's "client disconnected" (waitress, gunicorn)
+        raise ClientGone() from None
+    return bytes(data)
+
+
+def _bearer(environ):
+    value = environ.get("HTTP_AUTHORIZATION", "")
+    scheme, _, token = value.partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return token.strip() or None
+
+
+class ServiceApp:
+    """The WSGI callable. ``no_auth``: no API key is asked for (only for a
+    loopback bind; ``serve`` checks that)."""
+
+    def __init__(self, config, no_auth=False, metrics=None, run=None):
+        from .metrics import Metrics
+
+        if not config.api_keys and not no_auth:
+            raise InputError("the service has no API keys", [{
+                "path": "config.api_keys",
+                "message": "is missing or empty: callers could run every action; add keys (callers send "
+                           "Authorization: Bearer <key>), or serve on a loopback address with --no-auth"}])
+        self.config = config
+        self.no_auth = no_auth
+        self.redactor = config.redactor
+        self.metrics = metrics or Metrics(known_routes=list(config.webhooks))
+        # compared as sha256 digests: equal lengths, so the time says nothing
+        # about a key's length either
+        self._keys = [(k, hashlib.sha256(k.encode("utf-8")).digest()) for k in config.api_keys]
+        self._run = run  # tests may slow the runner down; None: run_action
+        self._openapi = None
+        self._lock = threading.Lock()
+        _configure_state(config)
+        self._ingress = None
+        if config.webhooks:  # built now: a bad sink is a start-up error naming its key
+            from .webhooks import Ingress
+
+            self._ingress = Ingress(config, self.metrics, log=self.log)
+
+    def close(self):
+        """Release the webhook sinks (files, connections)."""
+        if self._ingress is not None:
+            self._ingress.close()
+
+    # ------------------------------------------------------------ plumbing
+
+    def log(self, event, **fields):
+        log_line(event, self.redactor, **fields)
+
+    def _api_key(self, environ):
+        """The caller's API key ("" with --no-auth); HttpError 401 otherwise."""
+        if self.no_auth:
+            return ""
+        given = _bearer(environ)
+        if given is not None:
+            # a WSGI header is latin-1 decoded text (PEP 3333): latin-1 gives
+            # back the bytes the client sent, so a UTF-8 key matches
+            try:
+                raw = given.encode("latin-1")
+            except UnicodeEncodeError:
+                raw = given.encode("utf-8", "surrogateescape")  # not from a WSGI server: never equal
+            digest = hashlib.sha256(raw).digest()
+            found = None
+            for key, key_digest in self._keys:  # every key: the time says nothing about which matched
+                if hmac.compare_digest(digest, key_digest):
+                    found = key
+            if found is not None:
+                return found
+        raise HttpError(401, "a valid API key is required", "headers.authorization",
+                        "must be 'Bearer <API key>' with a key of the service's config",
+                        headers=[("WWW-Authenticate", 'Bearer realm="line-connector"')])
+
+    def __call__(self, environ, start_response):
+        started = time.monotonic()
+        info = {"action": None}
+        try:
+            status, headers, body = self._dispatch(environ, info)
+        except HttpError as exc:
+            status, headers, body = exc.status, exc.headers, json_bytes(exc.body)
+        except ClientGone:
+            self.log("client_disconnected", method=environ.get("REQUEST_METHOD"), path=self._log_path(environ))
+            status, headers, body = 400, [], json_bytes({"error": "the client closed the connection before "
+                                                                  "the body arrived", "details": []})
+        except Exception as exc:  # a bug: its type only (its text could quote an inline asset's secret)
+            self.log("internal_error", kind=type(exc).__name__, path=self._log_path(environ))
+            status, headers, body = 500, [], json_bytes({"error": "internal error: %s" % type(exc).__name__,
+                                                         "details": []})
+        if isinstance(body, bytes) and not any(h[0].lower() == "content-type" for h in headers):
+            headers = [("Content-Type", JSON_TYPE)] + list(headers)
+        headers = list(headers) + [("Content-Length", str(len(body))), ("Cache-Control", "no-store")]
+        fields = {"method": str(environ.get("REQUEST_METHOD", ""))[:16], "path": self._log_path(environ),
+                  "status": status, "duration_ms": round((time.monotonic() - started) * 1000, 2)}
+        fields.update({k: v for k, v in info.items() if v is not None})
+        self.log("access", **fields)
+        try:
+            start_response("%d %s" % (status, _REASONS.get(status, "Error")), headers)
+        except Exception as exc:
+            self.log("client_disconnected", kind=type(exc).__name__, path=self._log_path(environ))
+            return []
+        if str(environ.get("REQUEST_METHOD", "")).upper() == "HEAD":
+            # RFC 9110 9.3.2: the GET's headers (Content-Length included), no
+            # body; a body here would be read as the next answer on a
+            # keep-alive connection
+            return []
+        return [body]
+
+    def _log_path(self, environ):
+        """PATH_INFO without the query, cut and made printable (JSON-escaped
+        by the logger); an unknown action's name is logged, never labelled."""
+        path = environ.get("PATH_INFO", "")
+        if not isinstance(path, str):
+            return "?"
+        return path.encode("latin-1", "replace").decode("utf-8", "replace")[:200]
+
+    # ------------------------------------------------------------ routing
+
+    def _dispatch(self, environ, info):
+        method = environ.get("REQUEST_METHOD", "GET").upper()
+        path = environ.get("PATH_INFO", "") or "/"
+        if path in PUBLIC_PATHS:
+            if method not in ("GET", "HEAD"):
+                raise HttpError(405, "method %s is not allowed here; use GET" % method[:16],
+                                headers=[("Allow", "GET, HEAD")])
+            return self._get(path)
+        if path.startswith(ACTIONS_PREFIX) and "/" not in path[len(ACTIONS_PREFIX):]:
+            if method != "POST":
+                raise HttpError(405, "method %s is not allowed here; use POST" % method[:16],
+                                headers=[("Allow", "POST")])
+            return self._action(environ, path[len(ACTIONS_PREFIX):], info)
+        if path.startswith(WEBHOOKS_PREFIX) and "/" not in path[len(WEBHOOKS_PREFIX):]:
+            if method != "POST":
+                raise HttpError(405, "method %s is not allowed here; use POST" % method[:16],
+                                headers=[("Allow", "POST")])
+            return self._webhook(environ, path[len(WEBHOOKS_PREFIX):], info)
+        raise HttpError(404, "no such endpoint", "path", "is not an endpoint of this service (see /openapi.json)")
+
+    def _get(self, path):
+        if path == "/healthz":
+            return 200, [], json_bytes({"status": "ok"})
+        if path == "/metrics":
+            data, ctype = self.metrics.render()
+            return 200, [("Content-Type", ctype)], data
+        if path == "/v1/actions":
+            from ..manifest import manifest
+
+            return 200, [], json_bytes([{"name": a.name, "title": a.title} for a in manifest().actions.values()])
+        with self._lock:
+            if self._openapi is None:
+                from .openapi import document
+
+                self._openapi = json_bytes(document(self.config))
+        return 200, [], self._openapi
+
+    def _webhook(self, environ, route, info):
+        if route not in self.config.webhooks:
+            raise HttpError(404, "no such webhook route", "path",
+                            "is not a webhook route of the config (config.webhooks)")
+        info["route"] = route
+        body = read_body(environ)
+        headers = {}
+        for key, value in environ.items():
+            if key.startswith("HTTP_"):
+                headers[key[5:].replace("_", "-").lower()] = value
+        if environ.get("CONTENT_TYPE"):
+            headers["content-type"] = environ["CONTENT_TYPE"]
+        status, payload = self._ingress.handle(route, headers, body)
+        return status, [], json_bytes(payload)
+
+    # ------------------------------------------------------------ actions
+
+    def _action(self, environ, name, info):
+        from ..manifest import manifest
+
+        api_key = self._api_key(environ)  # before anything else: nothing is told to a stranger
+        try:
+            spec = manifest().action(name)
+        except KeyError:
+            raise HttpError(404, "unknown action", "action",
+                            "is not an action of this service; GET /v1/actions lists them") from None
+        info["action"] = spec.name
+        idem_key = self._idempotency_key(environ)
+        body = read_body(environ)
+        doc = _parse_body(body)
+        try:
+            asset_label, asset, inputs = self._request_parts(spec, doc)
+        except HttpError:
+            self.metrics.count_request(spec.name, "invalid")
+            raise
+        if idem_key is None:
+            status, payload = self._execute(spec, asset, inputs, info)
+            return status, [], json_bytes(payload)
+        from . import idempotency
+
+        answer = idempotency.run_once(self, api_key, spec.name, idem_key,
+                                      idempotency.fingerprint(spec.name, asset_label, inputs),
+                                      lambda: self._execute(spec, asset, inputs, info))
+        info.setdefault("outcome", "replayed")  # not run here: the stored answer was given
+        return answer
+
+    def _idempotency_key(self, environ):
+        value = environ.get("HTTP_IDEMPOTENCY_KEY")
+        if value is None:
+            return None
+        from .idempotency import check_key
+
+        return check_key(value)
+
+    def _request_parts(self, spec, doc):
+        """(asset label for the fingerprint, asset values, inputs)."""
+        unknown = sorted(set(doc) - {"asset", "inputs"})
+        if unknown:
+            name = unknown[0].encode("utf-8", "backslashreplace").decode("utf-8")[:100]
+            raise HttpError(422, "unknown top-level field in the request body", name,
+                            'is not an allowed field (use "asset" and "inputs")')
+        inputs = doc.get("inputs", {})
+        if not isinstance(inputs, dict):
+            raise HttpError(422, "invalid inputs", "inputs", "must be a JSON object")
+        wanted = doc.get("asset")
+        if isinstance(wanted, dict):
+            if not self.config.allow_inline_assets:
+                raise HttpError(422, "inline assets are not allowed", "asset",
+                                "must name a configured asset; inline asset objects need "
+                                "allow_inline_assets: true in the config")
+            digest = hashlib.sha256(json.dumps(wanted, sort_keys=True, ensure_ascii=True,
+                                               default=str).encode("ascii")).hexdigest()
+            return "inline:" + digest, dict(wanted), inputs
+        from ..config import UnknownAsset
+
+        try:
+            chosen = self.config.pick_asset(spec, wanted, "asset")
+        except UnknownAsset as exc:
+            raise HttpError(404, exc.message, "asset", exc.details[0]["message"]) from None
+        except InputError as exc:
+            err = HttpError(422, exc.message)
+            err.body = exc.to_json()
+            raise err from None
+        return "name:" + chosen.name, dict(chosen.values), inputs
+
+    def _execute(self, spec, asset, inputs, info):
+        """(status, payload) of one run; counts the metrics and puts the
+        outcome into ``info`` (the access log line)."""
+        status, payload = self._run_counted(spec, asset, inputs)
+        info["outcome"] = {200: "ok", 422: "invalid", 502: "refused"}.get(status, "error")
+        return status, payload
+
+    def _run_counted(self, spec, asset, inputs):
+        from ..http import observe_attempts
+        from ..runner import run_action
+
+        run = self._run or run_action
+        name = spec.name
+        metrics = self.metrics
+        try:
+            with observe_attempts(lambda seconds: metrics.observe_latency(name, seconds)):
+                output = run(name, asset, inputs, local_files=False)
+        except InputError as exc:
+            metrics.count_request(name, "invalid")
+            return 422, self.redactor.scrub_obj(exc.to_json())
+        except ActionError as exc:
+            metrics.count_request(name, "refused")
+            for r in _results(exc.output):
+                metrics.count_retries(name, r.get("attempts"))
+            return 502, self.redactor.scrub_obj({"error": exc.message, "output": exc.output})
+        except InternalError as exc:
+            metrics.count_request(name, "error")
+            self.log("internal_error", action=name, message=exc.message)
+            return 500, {"error": self.redactor.scrub("%s; whether anything was sent is unknown" % exc.message),
+                         "details": []}
+        except ManifestError as exc:
+            metrics.count_request(name, "error")
+            return 500, {"error": self.redactor.scrub("connector pack is inconsistent: %s" % exc), "details": []}
+        except Exception as exc:  # outside the runner: its type only
+            metrics.count_request(name, "error")
+            self.log("internal_error", action=name, kind=type(exc).__name__)
+            return 500, {"error": "internal error: %s; whether anything was sent is unknown" % type(exc).__name__,
+                         "details": []}
+        metrics.count_request(name, "ok")
+        for r in _results(output):
+            metrics.count_retries(name, r.get("attempts"))
+        return 200, self.redactor.scrub_obj(output)
+
+
+def _configure_state(config):
+    """Point the state store at ``config.state`` (SPEC 8) for this process."""
+    if not config.state:
+        return
+    from .. import state
+
+    config.redactor.add_url(config.state)  # its password, if any, is a secret of every log line
+    configure = getattr(state, "configure", None)
+    if configure is None:
+        raise InputError("invalid config file", [{"path": "config.state", "message": "a state store URL is not "
+                                                  "supported by this version; remove config.state"}])
+    configure(config.state)
+
+
+def create_app(config, no_auth=False, metrics=None, run=None):
+    """The WSGI application for a loaded ``ServiceConfig``. Raises
+    ``InputError`` (naming ``config.api_keys``) when there are no API keys
+    and ``no_auth`` is not set."""
+    return ServiceApp(config, no_auth=no_auth, metrics=metrics, run=run)
+
+
+def app_from_env(**options):
+    """For gunicorn: the app for the file named by ``$LINE_CONNECTOR_CONFIG``.
+    A missing variable or an invalid file is one JSON line on stderr and
+    ``SystemExit(2)``, which gunicorn reports as a failed worker boot."""
+    from ..config import load_config
+    from . import CONFIG_ENV
+
+    path = os.environ.get(CONFIG_ENV)
+    try:
+        if not path:
+            raise InputError("no config file", [{"path": "env." + CONFIG_ENV,
+                                                 "message": "is not set; set it to the service's YAML config"}])
+        return create_app(load_config(path), **options)
+    except InputError as exc:
+        log_line("startup_failed", **exc.to_json())
+        raise SystemExit(2) from None
+
+
+# ------------------------------------------------------------ serving
+
+#: what to install when the service extras are missing (cli.py prints it, exit 2)
+INSTALL_HINT = "pip install 'line-connector[service]'"
+#: seconds an idle connection (no byte at all) is kept: under SPEC 7's 30 s.
+#: An idle timeout alone does not stop a client that drips bytes: see
+#: HEADER_LIMIT and BODY_LIMIT
+CHANNEL_TIMEOUT = 20
+CONNECTION_LIMIT = 200
+MAX_HEADER_BYTES = 64 * 1024
+
+
+def extras_problem():
+    """None when waitress, redis and prometheus_client import, else what to
+    install (the message names the command exactly)."""
+    missing = []
+    for module in ("waitress", "prometheus_client", "redis"):
+        try:
+            __import__(module)
+        except ImportError:
+            missing.append(module)
+    if missing:
+        return "the service needs %s: %s" % (", ".join(missing), INSTALL_HINT)
+    return None
+
+
+def is_loopback(host):
+    """True when every address ``host`` resolves to is a loopback one."""
+    import ipaddress
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except (OSError, UnicodeError):
+        return False
+    addresses = {info[4][0].split("%", 1)[0] for info in infos}
+    try:
+        return bool(addresses) and all(ipaddress.ip_address(a).is_loopback for a in addresses)
+    except ValueError:
+        return False
+
+
+class _WaitressLog:
+    """waitress's ``logging`` records as JSON lines, scrubbed, never with a
+    traceback (its locals could hold a secret)."""
+
+    @staticmethod
+    def install(redactor):
+        import logging
+
+        class Handler(logging.Handler):
+            def emit(self, record):
+                try:
+                    text = record.getMessage()
+                except Exception:
+                    text = "(unprintable log message)"
+                log_line("server_log", redactor, level=record.levelname.lower(), logger=record.name,
+                         message=text[:2000])
+
+        for name in ("waitress", "waitress.queue"):
+            logger = logging.getLogger(name)
+            logger.handlers[:] = [Handler(level=logging.WARNING)]
+            logger.setLevel(logging.WARNING)
+            logger.propagate = False
+
+
+#: a request's headers must all arrive within this many seconds of its first
+#: byte, and its body within ``BODY_LIMIT`` (M1: slowloris, see _guarded_waitress)
+HEADER_LIMIT = 10.0
+BODY_LIMIT = 30.0
+#: seconds between two checks of those limits (waitress's ``cleanup_interval``)
+CHECK_INTERVAL = 1
+#: seconds past the action deadline that SIGTERM waits for in-flight requests
+DRAIN_MARGIN = 5.0
+
+#: waitress internals the guard below relies on; checked at start so a
+#: waitress that renamed one fails loudly instead of silently unguarded
+_WAITRESS_NEEDS = (("waitress.channel", "HTTPChannel", ("received", "request", "will_close",
+                                                       "total_outbufs_len")),
+                   ("waitress.parser", "HTTPRequestParser", ("headers_finished", "completed")),
+                   ("waitress.server", "TcpWSGIServer", ("maintenance", "channel_class", "readable")),
+                   ("waitress.server", "MultiSocketServer", ()),
+                   ("waitress.task", "ThreadedTaskDispatcher", ("set_thread_count", "shutdown")),
+                   ("waitress.adjustments", "Adjustments", ("listen", "cleanup_interval")),
+                   ("waitress.wasyncore", "loop", ()))
+
+
+def _guarded_waitress():
+    """(server class, channel class): waitress's TCP server whose
+    connections have an absolute time limit per request.
+
+    Why: waitress's ``channel_timeout`` is an idle timeout, reset by every
+    byte, so a client sending one header line every few seconds (slowloris)
+    keeps its connection forever, and 200 of them take every connection
+    slot. Here each channel notes when the first byte of a request arrived;
+    the server's periodic ``maintenance`` closes a connection whose request
+    has no complete headers after ``HEADER_LIMIT`` s, or no complete body
+    after ``BODY_LIMIT`` s. A request already handed to the app is never cut
+    (waitress hands it over only once complete)."""
+    import importlib
+
+    for module_name, name, attrs in _WAITRESS_NEEDS:
+        owner = getattr(importlib.import_module(module_name), name, None)
+        missing = [a for a in attrs if owner is None or not hasattr(owner, a)]
+        if owner is None or missing:
+            problem = "this waitress version lacks %s.%s%s, which the service's request time limits rely on; " \
+                      "pip install 'waitress>=2,<4'" % (module_name, name, " " + ", ".join(missing) if missing else "")
+            raise InputError(problem, [{"path": "serve", "message": problem}])
+    from waitress.channel import HTTPChannel
+    from waitress.server import TcpWSGIServer
+
+    class DeadlineChannel(HTTPChannel):
+        #: time.monotonic() of the first byte of the request being received
+        request_started = None
+
+        def received(self, data):
+            pending = self.request
+            now = time.monotonic()
+            result = super().received(data)
+            if self.request is None:
+                self.request_started = None  # complete (handed over) or nothing begun
+            elif self.request is not pending or self.request_started is None:
+                self.request_started = now  # a new request began in this data
+            return result
+
+    class DeadlineServer(TcpWSGIServer):
+        channel_class = DeadlineChannel
+        redactor = None
+
+        def maintenance(self, now):
+            super().maintenance(now)  # the idle timeout
+            mono = time.monotonic()
+            for channel in list(self.active_channels.values()):
+                started, request = getattr(channel, "request_started", None), channel.request
+                if started is None or request is None or request.completed or channel.will_close:
+                    continue
+                limit, part = (BODY_LIMIT, "body") if request.headers_finished else (HEADER_LIMIT, "headers")
+                if mono - started > limit:
+                    channel.will_close = True
+                    log_line("request_too_slow", self.redactor, part=part, limit_s=limit,
+                             seconds=round(mono - started, 1))
+
+    return DeadlineServer, DeadlineChannel
+
+
+def make_server(app, host="127.0.0.1", port=8080, threads=8, channel_timeout=CHANNEL_TIMEOUT,
+                connection_limit=CONNECTION_LIMIT):
+    """A waitress server for ``app`` with the service's limits (not yet
+    running: ``.run()``, ``.close()``, ``.effective_port``, ``.map`` the
+    socket map, ``.adj``). Built as waitress's ``create_server`` does for
+    TCP listeners, with ``_guarded_waitress``'s server class."""
+    from waitress.adjustments import Adjustments
+    from waitress.server import MultiSocketServer
+    from waitress.task import ThreadedTaskDispatcher
+
+    server_class, _ = _guarded_waitress()
+    _WaitressLog.install(app.redactor)
+    adj = Adjustments(host=host, port=port, threads=threads, ident="line-connector",
+                      max_request_body_size=MAX_BODY, max_request_header_size=MAX_HEADER_BYTES,
+                      channel_timeout=channel_timeout, connection_limit=connection_limit,
+                      cleanup_interval=CHECK_INTERVAL, expose_tracebacks=False,
+                      clear_untrusted_proxy_headers=True)
+    dispatcher = ThreadedTaskDispatcher()
+    dispatcher.set_thread_count(adj.threads)
+    socket_map = {}
+    listeners = []
+    for sockinfo in adj.listen:
+        listener = server_class(app, socket_map, True, None, dispatcher=dispatcher, adj=adj, sockinfo=sockinfo)
+        listener.redactor = app.redactor
+        listeners.append(listener)
+    if len(listeners) == 1:
+        server = listeners[0]
+        server.map = socket_map
+    else:
+        server = MultiSocketServer(socket_map, adj, [(s.effective_host, s.effective_port) for s in listeners],
+                                   dispatcher, listeners[-1].log_info)
+        server.effective_port = listeners[0].effective_port
+    server.listeners = listeners
+    return server
+
+
+def _in_flight(socket_map, listeners):
+    """Connections with a request being run or an answer not yet sent."""
+    return sum(1 for ch in list(socket_map.values())
+               if ch not in listeners and (getattr(ch, "requests", None) or getattr(ch, "total_outbufs_len", 0)))
+
+
+def _run_until_signal(server, redactor, url):
+    """Serve until SIGTERM or SIGINT; then stop accepting, let the requests
+    in flight finish (up to the action deadline + ``DRAIN_MARGIN`` s), log
+    one ``stopped`` line and return.
+
+    Why not waitress's own ``run``: on an interrupt it shuts its worker
+    threads down within ~5 s and drops every request still running, so a
+    deploy (SIGTERM) would cut sends mid-way and leave callers with no
+    answer (and, for a send, an unknown outcome)."""
+    import signal
+    from waitress import wasyncore
+
+    from ..runner import DEFAULT_DEADLINE
+
+    received = []
+
+    def stop(signum, _frame):
+        received.append(signum)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, stop)
+    socket_map, adj, listeners = server.map, server.adj, server.listeners
+    while not received and socket_map:
+        wasyncore.loop(timeout=adj.asyncore_loop_timeout, map=socket_map, use_poll=adj.asyncore_use_poll,
+                       count=1)
+    for listener in listeners:  # no new connections; the trigger stays to wake the loop
+        listener.accepting = False
+        wasyncore.dispatcher.close(listener)
+    started = time.monotonic()
+    pending = _in_flight(socket_map, listeners)
+    end = started + DEFAULT_DEADLINE + DRAIN_MARGIN
+    left = pending
+    while left and time.monotonic() < end:
+        wasyncore.loop(timeout=0.2, map=socket_map, use_poll=adj.asyncore_use_poll, count=1)
+        left = _in_flight(socket_map, listeners)
+    try:
+        name = signal.Signals(received[0]).name if received else None
+    except ValueError:
+        name = str(received[0])
+    log_line("stopped", redactor, url=url, signal=name, in_flight=pending, unfinished=left,
+             waited_s=round(time.monotonic() - started, 2))
+
+
+def serve(config, host="127.0.0.1", port=8080, threads=8, no_auth=False, channel_timeout=CHANNEL_TIMEOUT):
+    """Run the service until SIGTERM or Ctrl-C (then drain: see
+    ``_run_until_signal``). Raises ``InputError`` for a setting that must
+    not start (no API keys, --no-auth off loopback)."""
+    if no_auth and not is_loopback(host):
+        raise InputError("--no-auth needs a loopback address", [{
+            "path": "--no-auth", "message": "serves every action without an API key, so it is allowed only on "
+                                            "a loopback address (--host 127.0.0.1 or ::1), not %s" % host}])
+    app = create_app(config, no_auth=no_auth)
+    server = make_server(app, host=host, port=port, threads=threads, channel_timeout=channel_timeout)
+    port = getattr(server, "effective_port", port)
+    shown = "[%s]" % host if ":" in host else host
+    url = "http://%s:%s" % (shown, port)
+    log_line("listening", config.redactor, url=url, threads=threads, auth=not no_auth,
+             actions=len(app.metrics.known_actions), assets=sorted(config.assets))
+    try:
+        _run_until_signal(server, config.redactor, url)
+    finally:
+        from waitress import wasyncore
+
+        for closing in (server.task_dispatcher.shutdown, lambda: wasyncore.close_all(server.map), app.close):
+            try:
+                closing()
+            except Exception:
+                pass
+
+
+def command(args):
+    """``line-connector serve``: exit 2 (nothing served) when the extras are
+    missing or the config or the options cannot start a safe service."""
+    from ..cli import EXIT_INPUT, EXIT_OK, _print_json
+    from ..config import load_config
+
+    problem = extras_problem()
+    if problem:
+        _print_json({"error": problem, "details": [{"path": "serve", "message": problem}]}, sys.stderr)
+        return EXIT_INPUT
+    try:
+        config = load_config(args.config)
+        serve(config, host=args.host, port=args.port, threads=args.threads, no_auth=args.no_auth)
+    except InputError as exc:
+        _print_json(exc.to_json(), sys.stderr)
+        return EXIT_INPUT
+    return EXIT_OK

@@ -1,0 +1,183 @@
+"""``Idempotency-Key`` on ``POST /v1/actions/{name}`` (SPEC 9).
+
+A platform that retries a POST after a timeout must not deliver twice, even
+for NXCloud sends, which have no key of their own. So the first request
+under a key claims it in the state store (namespace ``idempotency``) with an
+atomic ``add_if_absent`` before the action runs, and its final answer
+(status and body) replaces the claim for 24 h. Any replica on the same store
+then sees the claim or the answer:
+
+* same key, same request (action, asset name, inputs): the stored answer,
+  with ``Idempotent-Replayed: true``; the action is not run again;
+* same key, another request: 422 (the key was meant for something else);
+* same key while the first is still running: 409 (retry later);
+* same key, and the first run ended without recording its answer (the
+  process was killed, or the final write to the store failed): 409 saying
+  the outcome is unknown. The action is never run again under that key:
+  it may already have been sent, so the caller must check before sending
+  again with a new key.
+
+Record key: sha256 of (API key, action, Idempotency-Key), so one caller's
+keys never collide with another's and no API key is stored. The request is
+compared by a sha256 of its canonical JSON; an inline asset enters it only as
+a hash (see app.py).
+
+Why the "running" claim lives the full 24 h and records when it started: it
+is the only record left when a run dies (kill -9, a killed worker) or its
+final write fails. If it expired, a resend would run again and could
+deliver twice. A claim younger than the run's bound (deadline plus a
+margin, ``run_bound()``) belongs to a run that may still be going (409,
+retry later); an older one to a run that died (409, outcome unknown).
+The final write is retried a few times within a short bound; if it still
+fails, the answer goes out with ``Idempotency-Recorded: false`` and a log
+line, and the claim stays, so a repeat gets "outcome unknown", never a re-run.
+
+A state store that cannot be reached is a 503 and the action is not run:
+running it without a claim could deliver twice.
+"""
+import hashlib
+import json
+import time
+
+NAMESPACE = "idempotency"
+#: how long a final answer is replayed (SPEC 9)
+RECORD_TTL = 24 * 3600.0
+#: seconds past the action's deadline a run may still be going (after
+#: that, an unanswered claim means the run died)
+CLAIM_MARGIN = 30.0
+#: the final answer's write: this many tries, within this many seconds
+PUT_TRIES = 3
+PUT_BOUND = 2.0
+#: how long to wait for the store's per-key lock (file backend)
+LOCK_WAIT = 5.0
+HEADER = "headers.idempotency-key"
+#: an answer larger than this is not kept whole (the store's entries are bounded)
+MAX_STORED = 900 * 1024
+
+
+def check_key(value):
+    """The header's value, or HttpError 400 naming the header: 1 to 255
+    printable ASCII characters (RFC 9110 field value, no control chars)."""
+    from .app import HttpError
+
+    if not isinstance(value, str) or not 1 <= len(value) <= 255 or \
+            not all(0x20 <= ord(c) <= 0x7e for c in value):
+        raise HttpError(400, "invalid Idempotency-Key header", HEADER,
+                        "must be 1 to 255 printable ASCII characters")
+    return value
+
+
+def fingerprint(action, asset_label, inputs):
+    """sha256 of the canonical request (action, asset, inputs)."""
+    canon = json.dumps({"action": action, "asset": asset_label, "inputs": inputs}, sort_keys=True,
+                       ensure_ascii=True, separators=(",", ":"), allow_nan=False, default=str)
+    return hashlib.sha256(canon.encode("ascii")).hexdigest()
+
+
+def record_key(api_key, action, idem_key):
+    h = hashlib.sha256()
+    for part in (api_key, action, idem_key):
+        data = part.encode("utf-8", "surrogateescape")
+        h.update(b"%d:" % len(data) + data)  # length-prefixed: no two triples share an encoding
+    return h.hexdigest()
+
+
+def run_bound():
+    """Seconds a run under a key may last (the action's deadline plus a
+    margin): a claim older than that without an answer is a dead run."""
+    from ..http import DEFAULT_DEADLINE
+
+    return DEFAULT_DEADLINE + 2.0 + CLAIM_MARGIN
+
+
+def _record(store, key, record, errors, app, action):
+    """Write the final answer: a few tries within ``PUT_BOUND`` seconds.
+    True when it was stored."""
+    end = time.monotonic() + PUT_BOUND
+    for attempt in range(PUT_TRIES):
+        try:
+            store.put(NAMESPACE, key, record, RECORD_TTL)
+            return True
+        except errors as exc:
+            last = exc
+        pause = 0.1 * (2 ** attempt)
+        if attempt + 1 >= PUT_TRIES or time.monotonic() + pause > end:
+            break
+        time.sleep(pause)
+    # the claim stays: a repeat gets "outcome unknown", never a second run
+    app.log("idempotency_not_recorded", action=action, kind=type(last).__name__, message=str(last)[:300],
+            tries=attempt + 1)
+    return False
+
+
+def _unavailable(app, action, exc):
+    from .app import HttpError
+
+    app.log("state_unavailable", action=action, kind=type(exc).__name__, message=str(exc)[:300])
+    app.metrics.count_request(action, "error")
+    return HttpError(503, "the state store is unavailable, so the Idempotency-Key cannot be honoured; the action "
+                          "was not run. Retry later with the same key", HEADER,
+                     "could not be claimed: the state store cannot be reached",
+                     headers=[("Retry-After", "5")])
+
+
+def _store_errors():
+    from .. import state
+
+    errors = [OSError, state.LockTimeout]
+    if hasattr(state, "StateUnavailable"):
+        errors.append(state.StateUnavailable)
+    return tuple(errors)
+
+
+def run_once(app, api_key, action, idem_key, request_hash, execute):
+    """(status, headers, body bytes) of the request under ``idem_key``:
+    ``execute()`` -> (status, payload) runs only for the claim's winner."""
+    from .. import state
+    from .app import HttpError, json_bytes
+
+    key = record_key(api_key, action, idem_key)
+    errors = _store_errors()
+    try:
+        store = state.store()
+        existing = store.add_if_absent(NAMESPACE, key, {"state": "running", "request": request_hash,
+                                                         "started": time.time()},
+                                       RECORD_TTL, wait=LOCK_WAIT)
+    except errors as exc:
+        raise _unavailable(app, action, exc) from None
+    if existing is not None:
+        if not isinstance(existing, dict) or existing.get("request") != request_hash:
+            app.metrics.count_request(action, "invalid")
+            raise HttpError(422, "this Idempotency-Key was used for a different request", HEADER,
+                            "was first used with another action, asset or inputs; use a new key for a new "
+                            "request")
+        if existing.get("state") != "done":
+            started = existing.get("started")
+            age = time.time() - started if isinstance(started, (int, float)) else None
+            if age is not None and age <= run_bound():
+                raise HttpError(409, "a request with this Idempotency-Key is still running", HEADER,
+                                "is in use by a request still running; retry after it ends to get its answer",
+                                headers=[("Retry-After", "1")])
+            # older than any run may last (or no start time): the first run died unanswered
+            app.metrics.count_request(action, "error")
+            raise HttpError(409, "the first request under this Idempotency-Key ended without a recorded answer; "
+                                 "its outcome is unknown (it may have been sent). Check whether it was delivered "
+                                 "before sending again with a new key", HEADER,
+                            "was used by a request whose outcome is unknown; it is not run again under this "
+                            "key")
+        status = existing.get("status")
+        status = status if isinstance(status, int) and 200 <= status <= 599 else 500
+        body = existing.get("body")
+        body = body.encode("utf-8") if isinstance(body, str) else json_bytes(body)
+        return status, [("Idempotent-Replayed", "true")], body
+    status, payload = execute()
+    body = json_bytes(payload)
+    # kept as the very text answered, so a replay is byte for byte the same
+    record = {"state": "done", "request": request_hash, "status": status, "body": body.decode("utf-8")}
+    if len(body) > MAX_STORED:
+        record["body"] = {"error": "the answer to the first request under this Idempotency-Key was too large "
+                                   "to keep; it was given to that request, and the action is not run again",
+                          "details": [{"path": HEADER, "message": "was already used; its answer is not kept"}]}
+    if not _record(store, key, record, errors, app, action):
+        return status, [("Idempotency-Recorded", "false")], body
+    return status, [], body

@@ -1,0 +1,89 @@
+"""Prometheus metrics of one service app (SPEC 9, issue 14).
+
+Why an own ``CollectorRegistry`` per ``Metrics``: the global registry of
+prometheus_client is process-wide, so two apps in one process (tests, or an
+embedding host) would count into each other or fail on duplicate names.
+
+Why labels are closed sets: a label value is printed as is on /metrics, so
+only manifest action names and the fixed outcome words below ever become
+labels; an unknown action name, an input value or a secret never does
+(``action_label`` maps anything not in the known set to ``"other"``).
+"""
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+OUTCOMES = ("ok", "refused", "invalid", "error")
+WEBHOOK_OUTCOMES = ("handed_over", "duplicate", "rejected", "sink_failed")
+
+#: seconds; vendor calls are bounded by the transport's timeouts (tens of seconds)
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+class Metrics:
+    """The counters of one app. ``known_actions``: the label values allowed
+    for ``action`` (default: the manifest's action names); ``known_routes``:
+    those allowed for ``route`` (webhook routes of the config)."""
+
+    def __init__(self, known_actions=None, known_routes=None):
+        from prometheus_client import CollectorRegistry, Counter, Histogram
+
+        if known_actions is None:
+            from ..manifest import manifest
+
+            known_actions = list(manifest().actions)
+        self.known_actions = frozenset(known_actions)
+        self.known_routes = None if known_routes is None else frozenset(known_routes)
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "line_connector_requests", "Action requests by action and outcome (ok, refused, invalid, error).",
+            ["action", "outcome"], registry=self.registry)
+        self.vendor_latency = Histogram(
+            "line_connector_vendor_latency_seconds", "Duration of each HTTP attempt to a vendor, by action.",
+            ["action"], buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.retries = Counter(
+            "line_connector_retries", "HTTP attempts beyond the first, by action.",
+            ["action"], registry=self.registry)
+        self.webhook_events = Counter(
+            "line_connector_webhook_events",
+            "Webhook events by route and outcome (handed_over, duplicate, rejected, sink_failed).",
+            ["route", "outcome"], registry=self.registry)
+
+    def action_label(self, name):
+        """``name`` if it is a known action, else ``"other"`` (never caller text)."""
+        return name if name in self.known_actions else "other"
+
+    def route_label(self, route):
+        """``route`` if it is a configured webhook route, else ``"other"``."""
+        if self.known_routes is None or route in self.known_routes:
+            return route
+        return "other"
+
+    def count_request(self, action, outcome):
+        if outcome not in OUTCOMES:
+            outcome = "error"
+        self.requests.labels(action=self.action_label(action), outcome=outcome).inc()
+
+    def observe_latency(self, action, seconds):
+        self.vendor_latency.labels(action=self.action_label(action)).observe(max(0.0, float(seconds)))
+
+    def count_retries(self, action, attempts):
+        """``attempts``: the result's attempt count; the first is not a retry."""
+        try:
+            extra = int(attempts) - 1
+        except (TypeError, ValueError):
+            return
+        if extra > 0:
+            self.retries.labels(action=self.action_label(action)).inc(extra)
+
+    def count_webhook(self, route, outcome):
+        if outcome not in WEBHOOK_OUTCOMES:
+            raise ValueError("webhook outcome must be one of %s" % ", ".join(WEBHOOK_OUTCOMES))
+        self.webhook_events.labels(route=self.route_label(route), outcome=outcome).inc()
+
+    def render(self):
+        """(bytes, content_type) in the Prometheus text format. Declared as
+        version 0.0.4, which every Prometheus release reads (newer clients
+        say 1.0.0, unknown to older servers; our names are plain ASCII, so
+        the text is the same)."""
+        from prometheus_client import generate_latest
+
+        return generate_latest(self.registry), CONTENT_TYPE

@@ -1,0 +1,293 @@
+"""The Redis backend of the state store (SPEC 8, issue 14).
+
+Why Redis: the file store is shared by the processes of one machine only,
+so two SOAR workers or two service replicas on two machines would each
+fetch a Sobot token and invalidate the other's. With
+``LINE_CONNECTOR_STATE=redis://HOST:PORT/DB`` (or ``state:`` in the service
+config) every process on every machine shares one store.
+
+Same interface and semantics as ``FileStore`` (see ``line_connector.state``):
+
+* entries are ``{"v": 1, "k": <key hash>, "value": ...}`` JSON strings under
+  ``line-connector:<namespace>:<sha256 of namespace and key>``, so the raw
+  keys (which hold hashes of credentials) never reach Redis, and a value
+  copied under another key is refused on read. Redis expires them (``PX``);
+* a value is validated on read exactly like a file entry: larger than
+  ``MAX_ENTRY_BYTES`` (checked by the server before it sends anything), bad
+  JSON, NaN, nested too deep or of the wrong shape is absent, never raised;
+* ``add_if_absent`` is one atomic server-side step (``SET NX PX``), not a
+  lock plus two round trips;
+* ``lock`` is ``SET key token NX PX lease`` polled until the bounded wait
+  runs out, released by a Lua script only if the token is still ours. The
+  lease is what the holder's deadline leaves plus a margin, so the lock
+  expires by itself when its holder dies, yet never while a live holder
+  (bounded by its own deadline) can still be working.
+
+An unreachable Redis (refused, timed out, reset, loading, auth failed) raises
+``state.StateUnavailable``: never a silent fallback to files or memory, which
+would fetch a second Sobot token and forget retry keys. Every connection and
+command is bounded in time (``CONNECT_TIMEOUT``, ``COMMAND_TIMEOUT``; one
+reconnect on a broken pooled connection, without backoff), so an unreachable
+Redis ends a run within seconds. The URL may carry a password: it is kept
+out of every message, repr and exception (only host and port are named).
+"""
+import contextlib
+import json
+import os
+import threading
+import time
+from urllib.parse import urlsplit
+
+from .errors import InputError
+from .state import (DEFAULT_WAIT, MAX_ENTRY_BYTES, LockTimeout, StateUnavailable, Store, _check_ns, _dumps,
+                    _finite, _reject_constant, key_hash, wait_budget)
+
+#: seconds to open a TCP (and TLS) connection to Redis
+CONNECT_TIMEOUT = 2.0
+#: seconds one command may take; healthy Redis answers in well under 1 ms
+COMMAND_TIMEOUT = 2.0
+#: added to the holder's remaining deadline to make a lock's lease
+LOCK_MARGIN = 5.0
+#: the longest lease, whatever the deadline (an hour-long lock is a stuck one)
+MAX_LEASE = 3600.0
+PREFIX = "line-connector"
+INSTALL_HINT = "pip install 'line-connector[service]'"
+
+# KEYS[1]: the entry. Returns nil when absent, -1 when too large or not a
+# string (damaged: nothing sent back), else the value.
+_GET = """
+local n = redis.pcall('STRLEN', KEYS[1])
+if type(n) ~= 'number' then return -1 end
+if n == 0 then return false end
+if n > tonumber(ARGV[1]) then return -1 end
+return redis.call('GET', KEYS[1])
+"""
+# KEYS[1]: the entry; ARGV: new value, ttl ms, max size. Stores it if absent;
+# else returns the value there (or -1 when too large to be data).
+_ADD = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return false end
+local n = redis.pcall('STRLEN', KEYS[1])
+if type(n) ~= 'number' or n > tonumber(ARGV[3]) then return -1 end
+return redis.call('GET', KEYS[1])
+"""
+# replace a damaged entry only if it is still the same damaged one
+_REPLACE = """
+if redis.call('GET', KEYS[1]) == ARGV[3] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+"""
+# replace an entry too large or not a string, only if it still is one
+_REPLACE_BIG = """
+local n = redis.pcall('STRLEN', KEYS[1])
+if type(n) ~= 'number' or n > tonumber(ARGV[3]) then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+"""
+# release the lock only if it still holds our token (it may have expired
+# and been taken by another process since)
+_UNLOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+def _import_redis():
+    try:
+        import redis
+    except ImportError:
+        raise InputError("the Redis state store needs the redis client, which is not installed",
+                         [{"path": "env.LINE_CONNECTOR_STATE",
+                           "message": "run: %s (or unset it to use files)" % INSTALL_HINT}]) from None
+    return redis
+
+
+def parse_url(url, path):
+    """Check a redis:// or rediss:// URL; returns (host, port, db). Raises
+    InputError at ``path`` naming the rule, never quoting the URL (it may
+    carry a password)."""
+    def bad(message):
+        return InputError("invalid state store setting", [{"path": path, "message": message}])
+
+    if not isinstance(url, str) or not url.strip():
+        raise bad("must be a redis://HOST:PORT/DB or rediss://HOST:PORT/DB URL")
+    url = url.strip()
+    if any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7f for c in url):
+        raise bad("must not contain spaces or control characters")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise bad("is not a valid URL (the port must be a number from 1 to 65535)") from None
+    if parts.scheme.lower() not in ("redis", "rediss"):
+        raise bad("must start with redis:// or rediss:// (TLS)")
+    if not parts.hostname:
+        raise bad("must name a host: redis://HOST:PORT/DB")
+    if port is not None and not 1 <= port <= 65535:
+        raise bad("the port must be a number from 1 to 65535")
+    if parts.query or parts.fragment:
+        raise bad("must not have a ?query or #fragment: connection options are fixed by the pack "
+                  "(bounded timeouts, TLS verification on)")
+    db = parts.path.lstrip("/")
+    if db and not (db.isdigit() and db.isascii() and int(db) <= 1_000_000):
+        raise bad("the path must be a database number, e.g. /0")
+    return parts.hostname, port or 6379, int(db) if db else 0
+
+
+class RedisStore(Store):
+    """A state store in Redis; see the module docstring."""
+
+    shared = True
+    note = None
+
+    def __init__(self, url, path="env.LINE_CONNECTOR_STATE", prefix=PREFIX):
+        host, port, db = parse_url(url, path)
+        redis = _import_redis()
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+
+        from .redaction import Redactor
+
+        self._url = url.strip()
+        self._redactor = Redactor()
+        self._redactor.add_url(self._url)
+        self.location = "%s:%d/%d" % (host if ":" not in host else "[%s]" % host, port, db)
+        self.prefix = prefix
+        self._errors = redis.exceptions.RedisError
+        self._client = redis.Redis.from_url(
+            self._url, socket_connect_timeout=CONNECT_TIMEOUT, socket_timeout=COMMAND_TIMEOUT,
+            retry=Retry(NoBackoff(), 1), retry_on_timeout=False, health_check_interval=0,
+            decode_responses=False, client_name=None)
+        self._get = self._client.register_script(_GET)
+        self._add = self._client.register_script(_ADD)
+        self._replace = self._client.register_script(_REPLACE)
+        self._replace_big = self._client.register_script(_REPLACE_BIG)
+        self._unlock = self._client.register_script(_UNLOCK)
+        self._lock_guard = threading.Lock()
+
+    def __repr__(self):
+        return "RedisStore(%s)" % self.location
+
+    def close(self):
+        with contextlib.suppress(Exception):
+            self._client.close()
+
+    # --------------------------------------------------------------- helpers
+    def _key(self, namespace, key):
+        _check_ns(namespace)
+        khash = key_hash(namespace, key)
+        return khash, "%s:%s:%s" % (self.prefix, namespace, khash)
+
+    def _unavailable(self, exc, doing):
+        text = self._redactor.scrub(str(exc))[:300]
+        return StateUnavailable("the state store (Redis at %s) is unreachable while %s: %s%s"
+                                % (self.location, doing, type(exc).__name__, ": " + text if text else ""))
+
+    def _call(self, doing, fn, *args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except self._errors as exc:
+            error = self._unavailable(exc, doing)
+        except OSError as exc:  # a socket error redis-py did not wrap
+            error = self._unavailable(exc, doing)
+        raise error  # outside the except block: no chained original (its args may hold the URL)
+
+    @staticmethod
+    def _ttl_ms(ttl):
+        return max(1, int(Store._ttl(ttl) * 1000))
+
+    @staticmethod
+    def _decode(raw, khash):
+        """The value of a well-formed entry for this key, else None."""
+        if raw is None or raw == -1 or not isinstance(raw, bytes) or len(raw) > MAX_ENTRY_BYTES:
+            return None
+        try:
+            data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+        except (ValueError, RecursionError):
+            return None
+        if not isinstance(data, dict) or data.get("v") != 1 or data.get("k") != khash or "value" not in data:
+            return None
+        return data["value"]
+
+    @staticmethod
+    def _encode(khash, value, nonce=None):
+        entry = {"v": 1, "k": khash, "value": value}
+        if nonce is not None:
+            entry["n"] = nonce
+        return _dumps(entry).encode("utf-8")
+
+    @staticmethod
+    def _nonce_of(raw):
+        try:
+            data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+        except (ValueError, RecursionError, AttributeError):
+            return None
+        return data.get("n") if isinstance(data, dict) else None
+
+    # ------------------------------------------------------------- interface
+    def get(self, namespace, key):
+        khash, rkey = self._key(namespace, key)
+        raw = self._call("reading", self._get, keys=[rkey], args=[MAX_ENTRY_BYTES])
+        return self._decode(raw, khash)
+
+    def put(self, namespace, key, value, ttl):
+        khash, rkey = self._key(namespace, key)
+        data = self._encode(khash, value)
+        self._call("writing", self._client.set, rkey, data, px=self._ttl_ms(ttl))
+
+    def delete(self, namespace, key):
+        _, rkey = self._key(namespace, key)
+        self._call("deleting", self._client.delete, rkey)
+
+    def add_if_absent(self, namespace, key, value, ttl, wait=None):
+        """Atomic in one server-side step; ``wait`` is unused (no lock)."""
+        khash, rkey = self._key(namespace, key)
+        # a nonce of this call: the client resends a command whose reply was
+        # lost, and the resend then finds the entry this very call stored
+        nonce = os.urandom(12).hex()
+        data, ttl_ms = self._encode(khash, value, nonce), self._ttl_ms(ttl)
+        for _ in range(3):
+            raw = self._call("writing", self._add, keys=[rkey], args=[data, ttl_ms, MAX_ENTRY_BYTES])
+            if raw is None or (isinstance(raw, bytes) and self._nonce_of(raw) == nonce):
+                return None
+            existing = self._decode(raw, khash)
+            if existing is not None:
+                return existing
+            # a damaged entry is absent: replace it, unless another process
+            # replaced it meanwhile (then look again)
+            if raw == -1:  # too large or not a string (never sent back)
+                replaced = self._call("writing", self._replace_big, keys=[rkey],
+                                      args=[data, ttl_ms, MAX_ENTRY_BYTES])
+            else:
+                replaced = self._call("writing", self._replace, keys=[rkey], args=[data, ttl_ms, raw])
+            if replaced:
+                return None
+        raise StateUnavailable("the state store (Redis at %s) kept changing a damaged entry while writing"
+                               % self.location)
+
+    @contextlib.contextmanager
+    def lock(self, namespace, key, wait):
+        _, rkey = self._key(namespace, key)
+        rkey += ":lock"
+        wait = max(0.0, float(wait)) if _finite(wait) else DEFAULT_WAIT
+        lease = min(MAX_LEASE, max(wait_budget(), wait) + LOCK_MARGIN)
+        token = os.urandom(16).hex()
+        started = time.monotonic()
+        pause = 0.002
+        while not self._call("locking", self._client.set, rkey, token, nx=True, px=int(lease * 1000)):
+            # a resend of a SET whose reply was lost finds our own token: it is ours
+            if self._call("locking", self._client.get, rkey) == token.encode("ascii"):
+                break
+            if time.monotonic() - started >= wait:
+                raise LockTimeout(namespace, time.monotonic() - started)
+            time.sleep(min(pause, max(0.0, wait - (time.monotonic() - started))))
+            pause = min(pause * 2, 0.05)
+        try:
+            yield
+        finally:
+            # a failure to release is not this run's failure: the lease ends it
+            with contextlib.suppress(StateUnavailable):
+                self._call("unlocking", self._unlock, keys=[rkey], args=[token])
