@@ -152,21 +152,18 @@ class GetAudience(LineAction):
 
 
 class DeleteAudience(LineAction):
-    destructive = True
     """DELETE /v2/bot/audienceGroup/{audienceGroupId}. Deleting twice cannot
-    delete anything else (the second answers that the group is gone), so it
-    is resent like a read."""
+    delete anything else (the second answers that the group is gone: LINE's
+    400 AUDIENCE_GROUP_NOT_FOUND, manage-audience.yml), so it is resent like
+    a read."""
     method = "DELETE"
     path = "/v2/bot/audienceGroup/{audienceGroupId}"
     idempotent = True
+    destructive = True
+    gone_on_repeat = (400, "there is no such audience (any more)", "deleted it")
 
     def judge(self, request, result):
         ok = super().judge(request, result)
-        if result["status_code"] == 404 and result.get("delivery") == "unknown":
-            # as line_leave_chat: a resend meeting 404 after a lost answer
-            result["note"] = ("LINE answers 404: there is no such audience (any more). An earlier attempt of this "
-                              "call may have reached LINE and deleted it, its answer lost; that is the likely "
-                              "reason, but it is not known")
         # LINE's reference gives this endpoint no response body (manage-audience.yml:
         # "200 OK", no content): an empty 2xx body is success, not a malformed answer
         if not ok and 200 <= result["status_code"] < 300 and result["json_body"] is None \

@@ -57,6 +57,12 @@ class LineAction(Action):
     #: alternative paths (e.g. a group's or a room's); the one whose
     #: ``{names}`` are all in the inputs is used
     paths = ()
+    #: for a write resent like a read whose repeat is refused once the first
+    #: attempt took effect (delete, leave): (LINE's status for "gone", what
+    #: that answer means, what the first attempt did). After an attempt whose
+    #: answer was lost, that refusal most likely means the first one worked;
+    #: the note says so, never claiming it is known.
+    gone_on_repeat = None
     #: the asset field holding the base URL: "url" (api.line.me) or
     #: "data_url" (api-data.line.me: content and rich menu images)
     base_field = "url"
@@ -159,9 +165,16 @@ class LineAction(Action):
         elif status == 401:
             result["note"] = "authentication failed: check the channel access token or client credentials"
         if result.get("delivery") == "unknown":
-            if self.retry_key:
+            gone = self.gone_on_repeat
+            if gone and status == gone[0]:
+                result["note"] = ("LINE answers %d: %s. An earlier attempt of this call may have reached LINE and %s, "
+                                  "its answer lost; that is the likely reason, but it is not known" % gone)
+            elif self.retry_key:
                 result["note"] = ("outcome unknown: the request may have reached LINE; resending with the same "
                                   "retry_key (%s) is safe: LINE delivers it at most once" % result.get("retry_key"))
+            elif self.idempotent:
+                result["note"] = ("outcome unknown: the request may have reached LINE; sending it again is safe: "
+                                  "a repeat has no second effect")
             else:
                 result["note"] = ("outcome unknown: the request may have reached LINE; it was not resent "
                                   "because this endpoint has no retry key")

@@ -255,14 +255,7 @@ class DeleteRichMenu(LineAction):
     destructive = True
     path = "/v2/bot/richmenu/{richMenuId}"
     idempotent = True
-
-    def judge(self, request, result):
-        ok = super().judge(request, result)
-        if result["status_code"] == 404 and result.get("delivery") == "unknown":
-            result["note"] = ("LINE answers 404: there is no such rich menu (any more). An earlier attempt of this "
-                              "call may have reached LINE and deleted it, its answer lost; that is the likely "
-                              "reason, but it is not known")
-        return ok
+    gone_on_repeat = (404, "there is no such rich menu (any more)", "deleted it")
 
 
 class SetDefaultRichMenu(LineAction):

@@ -59,22 +59,13 @@ class GetMemberProfile(LineAction):
 class _RepeatableWrite(LineAction):
     """A POST whose repetition changes nothing more (leaving a chat the bot
     already left, marking read what is read), so it is resent like a read
-    when its answer was lost. Its note on an unknown outcome says so,
-    instead of the generic "not resent" of writes without a retry key."""
+    when its answer was lost (LineAction's note on an unknown outcome then
+    says a repeat is safe)."""
     method = "POST"
     idempotent = True
 
-    def judge(self, request, result):
-        ok = super().judge(request, result)
-        if not ok and result.get("delivery") == "unknown":
-            result["note"] = ("outcome unknown: the request may have reached LINE (attempts: %d); repeating it "
-                              "has no further effect, so it is safe to run this action again"
-                              % result.get("attempts", 1))
-        return ok
-
 
 class LeaveChat(_RepeatableWrite):
-    destructive = True  # the bot cannot rejoin by itself
     """POST /v2/bot/{group|room}/{id}/leave, without a body.
 
     Retry policy: resent like a read (5xx, timeouts). Leaving is a state the
@@ -85,14 +76,8 @@ class LeaveChat(_RepeatableWrite):
     the note says so without claiming it is known.
     """
     paths = _both("/leave")
-
-    def judge(self, request, result):
-        ok = super().judge(request, result)
-        if result["status_code"] == 404 and result.get("delivery") == "unknown":
-            result["note"] = ("LINE answers 404: the bot is not in this chat (any more). An earlier attempt of this "
-                              "call may have reached LINE and left it, its answer lost; that is the likely reason, "
-                              "but it is not known")
-        return ok
+    destructive = True  # the bot cannot rejoin by itself
+    gone_on_repeat = (404, "the bot is not in this chat (any more)", "left it")
 
 
 class MarkAsRead(_RepeatableWrite):

@@ -254,17 +254,23 @@ def _expected_sha(size):
     return sha.hexdigest()
 
 
-def test_download_cut_midway_leaves_no_partial_file(out):
-    server = _serve(4 * 1024 * 1024, cut_at=1024 * 1024)
+def _failed_save(server, target):
+    """Download from ``server`` to ``target``, expecting a failed result; stops the server."""
     try:
         asset = {"token": TOKEN, "data_url": "http://127.0.0.1:%d" % server.server_address[1]}
         with pytest.raises(ActionError) as info:
-            run_action("line_get_message_content", asset, {"messageId": MID, "save_to": str(out / "v.mp4")},
+            run_action("line_get_message_content", asset, {"messageId": MID, "save_to": str(target)},
                        client=HttpClient(sleep=lambda s: None))
     finally:
         server.shutdown()
         server.server_close()
     (result,) = info.value.output
+    return result
+
+
+def test_download_cut_midway_leaves_no_partial_file(out):
+    server = _serve(4 * 1024 * 1024, cut_at=1024 * 1024)
+    result = _failed_save(server, out / "v.mp4")
     assert not result["ok"] and "nothing was saved" in result["note"]
     assert os.listdir(out) == []
 
@@ -390,15 +396,7 @@ def test_save_cap_is_256_mib_above_line_largest_video():
 def test_endless_body_stops_at_the_cap_and_leaves_nothing(out, monkeypatch):
     monkeypatch.setattr(content, "MAX_SAVE", 1024 * 1024)  # the same code path, a smaller cap
     server = _serve(4 * 1024 * 1024)
-    try:
-        asset = {"token": TOKEN, "data_url": "http://127.0.0.1:%d" % server.server_address[1]}
-        with pytest.raises(ActionError) as info:
-            run_action("line_get_message_content", asset, {"messageId": MID, "save_to": str(out / "v.mp4")},
-                       client=HttpClient(sleep=lambda s: None))
-    finally:
-        server.shutdown()
-        server.server_close()
-    (result,) = info.value.output
+    result = _failed_save(server, out / "v.mp4")
     assert not result["ok"] and "larger than 1 MiB" in result["note"] and "nothing was saved" in result["note"]
     assert os.listdir(out) == []
 

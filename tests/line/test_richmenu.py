@@ -462,18 +462,20 @@ def test_image_over_the_limit_is_refused_reading_at_most_limit_plus_one(tmp_path
 
 
 # ------------------------------------------------------------ review 15: delete resent like delete audience
-@pytest.mark.parametrize("name,inputs,url", [
-    ("line_delete_rich_menu", {"richMenuId": RM}, LINE + "/v2/bot/richmenu/" + RM),
-    ("line_delete_audience", {"audienceGroupId": 42}, LINE + "/v2/bot/audienceGroup/42"),
+@pytest.mark.parametrize("name,inputs,url,status,body", [
+    ("line_delete_rich_menu", {"richMenuId": RM}, LINE + "/v2/bot/richmenu/" + RM, 404, {"message": "Not found"}),
+    # manage-audience.yml: an unknown audience is 400 AUDIENCE_GROUP_NOT_FOUND, not 404
+    ("line_delete_audience", {"audienceGroupId": 42}, LINE + "/v2/bot/audienceGroup/42", 400,
+     {"message": "audience group not found", "details": [{"message": "AUDIENCE_GROUP_NOT_FOUND"}]}),
 ])
 @responses.activate
-def test_delete_resent_after_a_lost_answer_and_a_404_is_not_claimed_known(name, inputs, url):
+def test_delete_resent_after_a_lost_answer_and_gone_is_not_claimed_known(name, inputs, url, status, body):
     responses.add("DELETE", url, body=requests.exceptions.ReadTimeout("read timed out"))
-    responses.add("DELETE", url, status=404, json={"message": "Not found"})
+    responses.add("DELETE", url, status=status, json=body)
     with pytest.raises(ActionError) as info:
         run(name, inputs)
     (result,) = info.value.output
-    assert len(responses.calls) == 2 and result["status_code"] == 404  # resent: deleting twice is harmless
+    assert len(responses.calls) == 2 and result["status_code"] == status  # resent: deleting twice is harmless
     assert "likely" in result["note"] and "not known" in result["note"]
 
 

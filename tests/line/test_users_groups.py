@@ -143,7 +143,7 @@ def test_bad_inputs_are_refused_before_anything_is_sent(name, inputs, field):
 
 def test_the_engine_refuses_a_bad_path_id_even_without_the_schema():
     """The class itself (not only the schema) keeps a value out of the path."""
-    from actions.line.users import GetMemberProfile
+    from line_connector.actions.line.users import GetMemberProfile
     from line_connector.redaction import Redactor
 
     action = GetMemberProfile.__new__(GetMemberProfile)
