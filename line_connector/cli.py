@@ -5,9 +5,10 @@ reaches the user: anything unexpected becomes a one-line JSON error on stderr.
 """
 import argparse
 import errno
-import json
 import os
 import sys
+
+from . import jsontext
 
 EXIT_OK, EXIT_FAILED, EXIT_INPUT = 0, 1, 2
 
@@ -17,40 +18,14 @@ def _print_json(obj, stream):
     number, should one reach here, prints as null), and a string the stream
     cannot encode (a lone surrogate) is printed \\u-escaped, not a crash."""
     try:
-        text = json.dumps(obj, indent=2, ensure_ascii=False, allow_nan=False)
-    except ValueError:
-        text = json.dumps(_finite(obj), indent=2, ensure_ascii=False, allow_nan=False)
-    try:
-        stream.write(text + "\n")
+        stream.write(jsontext.dumps(obj) + "\n")
     except UnicodeEncodeError:
-        stream.write(json.dumps(json.loads(text), indent=2, ensure_ascii=True) + "\n")
+        stream.write(jsontext.dumps(obj, ascii=True) + "\n")
     stream.flush()
-
-
-def _finite(obj):
-    """``obj`` with every non-finite float replaced by None."""
-    if isinstance(obj, float):
-        return obj if obj == obj and obj not in (float("inf"), float("-inf")) else None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    return obj
 
 
 def _error(message, details=(), stream=None):
     _print_json({"error": message, "details": list(details)}, stream or sys.stderr)
-
-
-def _refuse_constant(name):
-    raise ValueError("%s is not JSON (RFC 8259 has no NaN or Infinity)" % name)
-
-
-def _finite_float(text):
-    value = float(text)
-    if value in (float("inf"), float("-inf")):
-        raise ValueError("a number is too large (it would be Infinity)")
-    return value
 
 
 #: The most bytes read from one JSON input (--asset, --inputs, stdin). The
@@ -98,7 +73,7 @@ def _read_json(path, label):
     if not text.strip():
         return {}
     try:
-        return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+        return jsontext.loads(text)
     except RecursionError:
         raise InputError("%s is nested too deep" % label,
                          [{"path": label, "message": "is nested too deep (more than %d levels of objects "

@@ -55,6 +55,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
+from . import jsontext
 from .errors import InputError
 
 DEFAULT_TIMEOUT = (5.0, 30.0)  # (connect, read) seconds, per attempt
@@ -421,17 +422,6 @@ def json_bytes(obj):
 
 
 # ------------------------------------------------------------ parsing
-def _refuse_constant(name):
-    raise ValueError("%s is not valid JSON" % name)
-
-
-def _finite_float(text):
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError("number %s is out of range" % _short(text))
-    return value
-
-
 def _depth_ok(obj, limit):
     stack = [(obj, 1)]
     while stack:
@@ -464,7 +454,7 @@ def parse_json_body(body):
     if text.startswith("\ufeff"):
         text = text[1:]
     try:
-        value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+        value = jsontext.loads(text)
     except RecursionError:
         return None, "body not parsed: JSON nested deeper than %d levels" % MAX_JSON_DEPTH
     except ValueError as exc:  # JSONDecodeError, NaN/Infinity, an integer too long for int()

@@ -31,6 +31,7 @@ import sys
 import threading
 import time
 
+from .. import jsontext
 from ..errors import ActionError, InputError, InternalError, ManifestError
 
 MAX_BODY = 10 * 1024 * 1024
@@ -77,16 +78,7 @@ def log_line(event, redactor=None, **fields):
 def json_bytes(obj):
     """The body as the CLI prints it: strict JSON, indented, one newline;
     a non-finite number is null and a lone surrogate \\u-escaped."""
-    from ..cli import _finite
-
-    try:
-        text = json.dumps(obj, indent=2, ensure_ascii=False, allow_nan=False)
-    except ValueError:
-        text = json.dumps(_finite(obj), indent=2, ensure_ascii=False, allow_nan=False)
-    try:
-        return (text + "\n").encode("utf-8")
-    except UnicodeEncodeError:
-        return (json.dumps(json.loads(text), indent=2, ensure_ascii=True) + "\n").encode("ascii")
+    return jsontext.encode(obj)
 
 
 def _results(output):
@@ -99,15 +91,13 @@ def _results(output):
 
 def _parse_body(body):
     """The request's JSON object: strict (no NaN, no Infinity), UTF-8."""
-    from ..cli import _finite_float, _refuse_constant
-
     try:
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise HttpError(400, "the request body is not UTF-8", "body",
                         "is not valid UTF-8 (bad byte at offset %d)" % exc.start) from None
     try:
-        doc = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+        doc = jsontext.loads(text)
     except RecursionError:
         raise HttpError(400, "the request body is nested too deep", "body", "is nested too deep") from None
     except ValueError as exc:
