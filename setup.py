@@ -72,7 +72,6 @@ setup(
         "Operating System :: OS Independent",
         "Programming Language :: Python :: 3",
         "Programming Language :: Python :: 3 :: Only",
-        "Programming Language :: Python :: 3.9",
         "Programming Language :: Python :: 3.10",
         "Programming Language :: Python :: 3.11",
         "Programming Language :: Python :: 3.12",
@@ -81,7 +80,7 @@ setup(
         "Topic :: Software Development :: Testing :: Mocking",
         "Topic :: System :: Monitoring",
     ],
-    python_requires=">=3.9",
+    python_requires=">=3.10",
     packages=[
         "line_connector",
         "line_connector.sandbox",
@@ -119,7 +118,7 @@ setup(
                  # the official SDK, to prove the sandbox answers as LINE does
                  "line-bot-sdk>=3.11",
                  # the official MCP SDK's own stdio client drives `line-connector mcp` (tests/doors)
-                 "mcp>=2,<3; python_version >= '3.10'",
+                 "mcp>=2,<3",
                  # service mode's own dependencies, so its tests run in the test venv
                  "waitress>=3", "redis>=5", "prometheus_client>=0.20",
                  # the served OpenAPI document is checked by an independent validator,
@@ -130,8 +129,8 @@ setup(
         # `line-connector serve`: a production WSGI server (pure Python, every platform),
         # the official Redis client for the shared state store, and Prometheus metrics
         "service": ["waitress>=3", "redis>=5", "prometheus_client>=0.20"],
-        # `line-connector mcp`: the official Model Context Protocol SDK (2.x needs Python 3.10+)
-        "mcp": ["mcp>=2,<3; python_version >= '3.10'"],
+        # `line-connector mcp`: the official Model Context Protocol SDK (2.x needs Python 3.10, the pack's floor)
+        "mcp": ["mcp>=2,<3"],
     },
     entry_points={
         "console_scripts": ["line-connector = line_connector.cli:main"],

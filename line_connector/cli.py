@@ -9,23 +9,7 @@ import os
 import sys
 
 from . import jsontext
-
-EXIT_OK, EXIT_FAILED, EXIT_INPUT = 0, 1, 2
-
-
-def _print_json(obj, stream):
-    """Strict JSON always (SPEC 7): never NaN or Infinity (a non-finite
-    number, should one reach here, prints as null), and a string the stream
-    cannot encode (a lone surrogate) is printed \\u-escaped, not a crash."""
-    try:
-        stream.write(jsontext.dumps(obj) + "\n")
-    except UnicodeEncodeError:
-        stream.write(jsontext.dumps(obj, ascii=True) + "\n")
-    stream.flush()
-
-
-def _error(message, details=(), stream=None):
-    _print_json({"error": message, "details": list(details)}, stream or sys.stderr)
+from .output import EXIT_FAILED, EXIT_INPUT, EXIT_OK, print_error as _error, print_json as _print_json
 
 
 #: The most bytes read from one JSON input (--asset, --inputs, stdin). The

@@ -26,7 +26,7 @@ import json
 import sys
 import time
 
-#: what to install when the SDK is missing (cli.py prints it, exit 2)
+#: what to install when the SDK is missing (the command prints it, exit 2)
 INSTALL_HINT = ("the MCP server needs the official MCP Python SDK (Python 3.10 or later): "
                 "pip install 'line-connector[mcp]'  (or: pip install 'mcp>=2,<3')")
 ASSET_ARGUMENT = "asset"
@@ -300,7 +300,7 @@ def serve(config):
 def command(args):
     """``line-connector mcp``: exit 2 (nothing served) when the SDK is missing
     or the config is invalid, each said as the CLI's JSON error object."""
-    from .cli import EXIT_INPUT, EXIT_OK, _print_json
+    from .output import EXIT_INPUT, EXIT_OK, print_json as _print_json
     from .config import load_config
     from .errors import InputError
 

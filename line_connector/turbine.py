@@ -374,7 +374,7 @@ def cmd_export(args):
     (exit 0), or an InputError as the CLI prints one (exit 2)."""
     import sys
 
-    from .cli import EXIT_INPUT, EXIT_OK, _print_json
+    from .output import EXIT_INPUT, EXIT_OK, print_json as _print_json
     from .errors import InputError
 
     try:

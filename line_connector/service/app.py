@@ -484,7 +484,7 @@ def app_from_env(**options):
 
 # ------------------------------------------------------------ serving
 
-#: what to install when the service extras are missing (cli.py prints it, exit 2)
+#: what to install when the service extras are missing (the command prints it, exit 2)
 INSTALL_HINT = "pip install 'line-connector[service]'"
 #: seconds an idle connection (no byte at all) is kept: under SPEC 7's 30 s.
 #: An idle timeout alone does not stop a client that drips bytes: see
@@ -742,7 +742,7 @@ def serve(config, host="127.0.0.1", port=8080, threads=8, no_auth=False, channel
 def command(args):
     """``line-connector serve``: exit 2 (nothing served) when the extras are
     missing or the config or the options cannot start a safe service."""
-    from ..cli import EXIT_INPUT, EXIT_OK, _print_json
+    from ..output import EXIT_INPUT, EXIT_OK, print_json as _print_json
     from ..config import load_config
 
     problem = extras_problem()

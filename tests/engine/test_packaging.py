@@ -106,7 +106,10 @@ def test_license_is_the_apache_2_text(built):
         pkg_info = tar.extractfile([n for n in tar.getnames() if n.endswith("/PKG-INFO")][0]).read().decode()
     assert "License: Apache-2.0" in pkg_info and "License-File: LICENSE" in pkg_info
     assert "Project-URL: " in pkg_info and "Keywords: " in pkg_info
-    assert "Classifier: Programming Language :: Python :: 3.9" in pkg_info
+    # issue 21: the floor is a maintained Python (3.9 reached its end of life in October 2025)
+    assert "Classifier: Programming Language :: Python :: 3.10" in pkg_info
+    assert "Classifier: Programming Language :: Python :: 3.9" not in pkg_info
+    assert "Requires-Python: >=3.10" in pkg_info
     import zipfile
 
     with zipfile.ZipFile(str(wheel)) as whl:
