@@ -2,6 +2,8 @@
 
 JSON in, JSON out, exit 0 / 1 / 2 (SPEC section 4). No traceback ever
 reaches the user: anything unexpected becomes a one-line JSON error on stderr.
+Help and error texts speak the user's words: no internal terms, no SPEC
+section numbers.
 """
 import argparse
 import errno
@@ -67,12 +69,50 @@ def _read_json(path, label):
                          [{"path": label, "message": "is not valid JSON: %s" % exc}]) from None
 
 
+def _looks_like_json_text(value):
+    """--asset/--inputs: JSON text when it starts like a JSON object or
+    array (after blanks) and no file of that name exists; a file path (or
+    '-' for stdin) otherwise. ``{`` and ``[`` never start a sensible path."""
+    stripped = value.lstrip()
+    return stripped[:1] in ("{", "[") and not os.path.exists(value)
+
+
+def _option_json(value, label):
+    """The JSON of --asset or --inputs: the text itself, or the file it names.
+    A path that cannot be read says both ways it could have been given."""
+    from .errors import InputError
+
+    if _looks_like_json_text(value):
+        from .validation import MAX_DEPTH
+
+        if len(value.encode("utf-8", "surrogatepass")) > MAX_INPUT_BYTES:
+            raise InputError("%s: larger than %d MiB" % (label, MAX_INPUT_BYTES // (1024 * 1024)),
+                             [{"path": label, "message": "is larger than the limit on one JSON input"}])
+        try:
+            return jsontext.loads(value)
+        except RecursionError:
+            raise InputError("%s is nested too deep" % label,
+                             [{"path": label, "message": "is nested too deep (more than %d levels of objects "
+                                                         "and arrays)" % MAX_DEPTH}]) from None
+        except ValueError as exc:
+            raise InputError("%s is not valid JSON" % label,
+                             [{"path": label, "message": "is not valid JSON text: %s" % exc}]) from None
+    try:
+        return _read_json(value, label)
+    except InputError as exc:
+        if exc.details and exc.details[0].get("message", "").startswith("cannot be read"):
+            message = ("%s; --%s takes JSON text (e.g. --%s '{}') or the path of a JSON file ('-' for stdin)"
+                       % (exc.details[0]["message"], label, label))
+            raise InputError("cannot read --%s" % label, [{"path": label, "message": message}]) from None
+        raise
+
+
 def _payload(args):
     from .errors import InputError
 
     if args.asset or args.inputs:
-        asset = _read_json(args.asset, "asset") if args.asset else {}
-        inputs = _read_json(args.inputs, "inputs") if args.inputs else {}
+        asset = _option_json(args.asset, "asset") if args.asset else {}
+        inputs = _option_json(args.inputs, "inputs") if args.inputs else {}
         return asset, inputs
     if sys.stdin is None or sys.stdin.closed:
         return {}, {}
@@ -89,16 +129,50 @@ def _payload(args):
 
 
 def cmd_list(args):
+    from .describe import grouped
     from .manifest import manifest
 
     actions = manifest().actions.values()
     if args.json:
-        _print_json([{"name": a.name, "title": a.title, "assets": list(a.assets)} for a in actions], sys.stdout)
-    else:
-        width = max(len(a.name) for a in actions)
-        for a in actions:
-            sys.stdout.write("%s  %s\n" % (a.name.ljust(width), a.title))
+        _print_json([{"name": a.name, "title": a.title, "assets": list(a.assets), "vendor": vendor, "area": area}
+                     for vendor, areas in grouped(actions) for area, specs in areas for a in specs], sys.stdout)
+        return EXIT_OK
+    width = max(len(a.name) for a in actions)
+    for vendor, areas in grouped(actions):
+        sys.stdout.write("%s\n" % vendor)
+        for area, specs in areas:
+            sys.stdout.write("  %s\n" % area)
+            for a in specs:
+                sys.stdout.write("    %s  %s\n" % (a.name.ljust(width), a.title))
+    sys.stdout.write("\n`line-connector describe ACTION` shows an action's inputs and an example.\n")
     return EXIT_OK
+
+
+def cmd_describe(args):
+    from .describe import describe
+    from .manifest import manifest
+
+    spec = manifest().actions.get(args.action)
+    if spec is None:
+        return _unknown_action(args.action)
+    if args.json:
+        _print_json(describe(spec, as_json=True), sys.stdout)
+    else:
+        sys.stdout.write(describe(spec))
+    return EXIT_OK
+
+
+def _unknown_action(name):
+    import difflib
+
+    from .manifest import manifest
+
+    names = list(manifest().actions)
+    close = difflib.get_close_matches(name, names, n=3)
+    hint = ("did you mean %s? " % " or ".join(close)) if close else ""
+    _error("unknown action %r" % name, [{"path": "action", "message": "is not an action of this pack; %s"
+                                                                      "`line-connector list` shows them all" % hint}])
+    return EXIT_INPUT
 
 
 def _progress_printer(args):
@@ -234,13 +308,57 @@ def cmd_webhook(args):
     A port that cannot be bound raises OSError (main() makes it exit 2)."""
     from .webhook_server import serve
 
-    secret = os.environ.get(args.secret_env)
-    if not secret:
-        _error("no channel secret", [{"path": "--secret-env",
-                                      "message": "environment variable %s is not set or empty" % args.secret_env}])
+    secret = _secret_from_env(args.secret_env)
+    if secret is None:
         return EXIT_INPUT
     serve(secret, args.host, args.port)
     return EXIT_OK
+
+
+_ENV_NAME = __import__("re").compile(r"[A-Z_][A-Z0-9_]{0,127}")
+
+
+def _secret_from_env(name):
+    """The channel secret held by environment variable ``name``, or None
+    after printing why not. The name is shown only when it looks like a
+    variable name (capitals, digits, _): a user who passed the secret itself
+    (lower-case hex, as LINE issues them) must not see it echoed."""
+    secret = os.environ.get(name) if name else None
+    if secret:
+        return secret
+    if _ENV_NAME.fullmatch(name or ""):
+        message = "environment variable %s is not set or empty" % name
+    else:
+        message = ("the environment variable it names is not set (the value given is not shown, in case it "
+                   "is the secret itself); pass the variable's name, e.g. export LINE_CHANNEL_SECRET=... "
+                   "then --secret-env LINE_CHANNEL_SECRET")
+    _error("no channel secret", [{"path": "--secret-env", "message": message}])
+    return None
+
+
+def cmd_webhook_send(args):
+    """POST one signed test event (a user's text message, fresh ids) to a
+    webhook URL: `line-connector webhook` or the service's
+    /v1/webhooks/ROUTE. Prints {"url", "status", "body"}; exit 0 on a 2xx,
+    1 otherwise (nothing answered, or refused)."""
+    from .webhook_server import send_test_event, test_event_body
+
+    secret = _secret_from_env(args.secret_env)
+    if secret is None:
+        return EXIT_INPUT
+    body = test_event_body(text=args.text)
+    try:
+        status, text = send_test_event(args.url, secret, body=body, timeout=args.timeout)
+    except OSError as exc:
+        _error("no answer from %s: %s" % (args.url, type(exc).__name__),
+               [{"path": "url", "message": "did not answer (is the receiver running?)"}])
+        return EXIT_FAILED
+    try:
+        answer = jsontext.loads(text)
+    except ValueError:
+        answer = text
+    _print_json({"url": args.url, "status": status, "body": answer}, sys.stdout)
+    return EXIT_OK if 200 <= status < 300 else EXIT_FAILED
 
 
 def cmd_mcp(args):
@@ -250,9 +368,35 @@ def cmd_mcp(args):
 
 
 def cmd_serve(args):
+    if bool(args.sandbox) == bool(args.config):
+        message = ("give --config FILE (your assets and API keys) or --sandbox (a try-out with no config), "
+                   "not both" if args.sandbox else "give --config FILE, or --sandbox to try the service "
+                   "with no config")
+        _error("invalid command line: %s" % message, [{"path": "--config", "message": message}])
+        return EXIT_INPUT
     from .service.app import command
 
     return command(args)
+
+
+#: default ports: distinct, so a sandbox and a service run side by side as the README shows
+SERVE_PORT, SANDBOX_PORT = 8080, 8090
+
+
+def _version():
+    """The installed distribution's version (the manifest's, from a checkout)."""
+    try:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return version("line-connector")
+        except PackageNotFoundError:
+            pass
+    except ImportError:
+        pass
+    from .manifest import manifest
+
+    return str(manifest().raw.get("version", "unknown"))
 
 
 def _threads(text):
@@ -375,21 +519,35 @@ def cmd_docs(args):
 def build_parser():
     parser = _Parser(
         prog="line-connector",
-        description="Run LINE, NXCloud and Sobot actions: JSON in, JSON out.")
+        description="Run LINE, NXCloud and Sobot actions: JSON in, JSON out.",
+        epilog="Start with `line-connector list`, then `line-connector describe ACTION`; "
+               "`line-connector serve --sandbox` tries every action over HTTP with no account.")
+    parser.add_argument("--version", action="version", version="line-connector %s" % _version())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
-    p = sub.add_parser("list", help="list the actions and their titles")
+    p = sub.add_parser("list", help="list the actions by vendor and area")
     p.add_argument("--json", action="store_true", help="print a JSON list")
     p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("describe", help="show an action's inputs, assets and a runnable example",
+                       description="Show ACTION's inputs (name, type, required, default, limits, description), "
+                                   "the assets it accepts and an example that runs as pasted.")
+    p.add_argument("action")
+    p.add_argument("--json", action="store_true", help="print the description as JSON")
+    p.set_defaults(func=cmd_describe)
 
     p = sub.add_parser("run", help="run an action",
                        description="Run ACTION. Reads {\"asset\": {...}, \"inputs\": {...}} on stdin "
                                    "unless --asset/--inputs are given; prints the result JSON on stdout. "
-                                   "Exit 0 success, 1 refused/unreachable, 2 invalid input (nothing sent).")
+                                   "Exit 0 success, 1 refused/unreachable, 2 invalid input (nothing sent). "
+                                   "`line-connector run ACTION --help` also shows ACTION's inputs.")
+    parser.run_parser = p
     p.add_argument("action")
-    p.add_argument("--asset", metavar="FILE", help="asset JSON file ('-' for stdin)")
-    p.add_argument("--inputs", metavar="FILE", help="inputs JSON file ('-' for stdin)")
+    p.add_argument("--asset", metavar="JSON|FILE",
+                   help="the asset: JSON text (e.g. '{\"token\": \"...\"}') or a JSON file ('-' for stdin)")
+    p.add_argument("--inputs", metavar="JSON|FILE",
+                   help="the inputs: JSON text (e.g. '{}') or a JSON file ('-' for stdin)")
     p.add_argument("--dry-run", action="store_true",
                    help="print the request(s) that would be sent, secrets masked; send nothing")
     p.add_argument("--sandbox", action="store_true",
@@ -404,9 +562,10 @@ def build_parser():
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("sandbox", help="serve the local emulator of LINE, NXCloud and Sobot",
-                       description="Serve the emulator on 127.0.0.1. GET /_sandbox/stats shows what it counted.")
+                       description="Serve the emulator on 127.0.0.1. GET /_sandbox/stats shows what it counted "
+                                   "(never a fault).")
     p.add_argument("--host", type=_host, default="127.0.0.1", help="address to listen on")
-    p.add_argument("--port", type=_port, default=8080, help="port to listen on (0: any free port)")
+    p.add_argument("--port", type=_port, default=SANDBOX_PORT, help="port to listen on (0: any free port)")
     p.add_argument("--fault-rate", type=float, default=0.0, metavar="R", help="share of requests to fail (0-1)")
     p.add_argument("--faults", default="500,503,429,slow,reset,reset_after", metavar="KINDS",
                    help="comma-separated fault kinds: 500, 503, 429, slow (answer after the client gave up), "
@@ -423,24 +582,44 @@ def build_parser():
     p.add_argument("--host", type=_host, default="127.0.0.1", help="address to listen on")
     p.add_argument("--port", type=_port, default=8000, help="port to listen on (0: any free port)")
     p.add_argument("--secret-env", required=True, metavar="VAR",
-                   help="environment variable holding the channel secret (never pass it on the command line)")
+                   help="name of the environment variable holding the channel secret (never pass the "
+                        "secret itself on the command line)")
     p.set_defaults(func=cmd_webhook)
+
+    p = sub.add_parser("webhook-send", help="send one signed test event to a webhook URL",
+                       description="POST one LINE-shaped webhook (a user's text message, fresh ids) signed "
+                                   "with the channel secret, as LINE signs it (x-line-signature), to URL: "
+                                   "`line-connector webhook` or the service's /v1/webhooks/ROUTE. Prints "
+                                   "{\"url\", \"status\", \"body\"}; exit 0 on a 2xx answer, 1 otherwise.")
+    p.add_argument("url", metavar="URL")
+    p.add_argument("--secret-env", required=True, metavar="VAR",
+                   help="name of the environment variable holding the channel secret")
+    p.add_argument("--text", default="Hello from line-connector", help="the message text of the event")
+    p.add_argument("--timeout", type=_seconds, default=10.0, metavar="SECONDS", help="time to wait for the answer")
+    p.set_defaults(func=cmd_webhook_send)
 
     p = sub.add_parser("mcp", help="serve every action as a Model Context Protocol tool over stdio",
                        description="An MCP server on stdin/stdout for AI agents: one tool per action, assets "
-                                   "from the config file (SPEC 9). Needs the [mcp] extra (Python 3.10+).")
+                                   "from the config file (the same file `serve` reads). Needs the [mcp] extra: "
+                                   "pip install '.[mcp]' in a checkout of the pack.")
     p.add_argument("--config", required=True, metavar="FILE",
                    help="YAML config naming the assets (${NAME} is read from the environment)")
     p.set_defaults(func=cmd_mcp)
 
-    p = sub.add_parser("serve", help="serve the actions over HTTP (SPEC 9) on the waitress WSGI server",
+    p = sub.add_parser("serve", help="serve the actions over HTTP on the waitress WSGI server",
                        description="Serve POST /v1/actions/{name}, the webhook ingress, /openapi.json, /healthz "
-                                   "and /metrics. Needs the [service] extra. Callers send Authorization: Bearer "
-                                   "<key> with a key of the config's api_keys.")
-    p.add_argument("--config", required=True, metavar="FILE",
-                   help="YAML config: assets, api_keys, state, webhooks (${NAME} is read from the environment)")
+                                   "and /metrics. Needs the [service] extra (pip install '.[service]' in a "
+                                   "checkout of the pack). Callers send Authorization: Bearer <key> with a key "
+                                   "of the config's api_keys. --sandbox needs no config: a try-out against "
+                                   "the embedded sandbox, on loopback, with no API key.")
+    p.add_argument("--config", metavar="FILE",
+                   help="YAML config: assets, api_keys, state, webhooks (${NAME} is read from the environment); "
+                        "required unless --sandbox")
+    p.add_argument("--sandbox", action="store_true",
+                   help="no config: serve against an in-process sandbox with its demo assets (loopback only, "
+                        "no API key); prints the URL, the asset names and a webhook route to try")
     p.add_argument("--host", type=_host, default="127.0.0.1", help="address to listen on")
-    p.add_argument("--port", type=_port, default=8080, help="port to listen on (0: any free port)")
+    p.add_argument("--port", type=_port, default=SERVE_PORT, help="port to listen on (0: any free port)")
     p.add_argument("--no-auth", action="store_true",
                    help="ask for no API key (allowed only on a loopback address)")
     p.add_argument("--threads", type=_threads, default=8, metavar="N", help="worker threads")
@@ -496,6 +675,24 @@ def _environment_error(exc, args):
     return None
 
 
+def _run_help(parser, argv):
+    """`run ACTION --help`: the run options, then ACTION's own inputs and
+    example (argparse alone would show the same text for every action).
+    True when it printed that help."""
+    if len(argv) < 3 or argv[0] != "run" or not ({"-h", "--help"} & set(argv)):
+        return False
+    names = [a for a in argv[1:] if not a.startswith("-")]
+    from .manifest import manifest
+
+    spec = manifest().actions.get(names[0]) if names else None
+    if spec is None:
+        return False
+    from .describe import describe
+
+    sys.stdout.write(parser.run_parser.format_help() + "\n" + describe(spec))
+    return True
+
+
 def main(argv=None):
     import warnings
 
@@ -505,7 +702,10 @@ def main(argv=None):
     warnings.filterwarnings("ignore", message="Unverified HTTPS request")
 
     parser = build_parser()
-    if not (sys.argv[1:] if argv is None else argv):
+    given = list(sys.argv[1:] if argv is None else argv)
+    if _run_help(parser, given):
+        return EXIT_OK
+    if not given:
         # bare `line-connector`: the usage is what a newcomer needs; on stderr,
         # since stdout carries only results, and exit 2 like any usage error
         parser.print_help(sys.stderr)

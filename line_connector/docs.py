@@ -130,6 +130,36 @@ def _example(spec, m):
             "```sh", "line-connector run %s <<'EOF'" % spec.name, real, "EOF", "```", ""]
 
 
+#: result fields every action's results may carry (the transport's: SPEC section 4)
+COMMON_RESULT_FIELDS = ("status_code", "reason", "response_headers", "json_body", "ok", "attempts", "note",
+                        "raw_body", "raw_body_truncated", "error", "delivery")
+
+
+def result_fields(spec, names):
+    """The fields of the shared result schema that ``spec``'s results can
+    carry, in the schema's order: the common ones, then those its class and
+    inputs give it (LINE's request ID; a retry key on sends that take one;
+    chunk fields on chunked sends; the vendor code of NXCloud and Sobot;
+    paging on all_pages queries), then those whose description names the
+    action (``line_get_message_content: ...``)."""
+    from .action import ChunkedAction
+
+    cls = spec.load_class()
+    inputs = load_schema_file(spec.inputs).get("properties", {})
+    vendor = spec.name.split("_", 1)[0]
+    given = {"request_id": vendor == "line", "retry_key": bool(getattr(cls, "retry_key", False)),
+             "accepted_request_id": bool(getattr(cls, "retry_key", False)),
+             "chunk": issubclass(cls, ChunkedAction), "chunks": issubclass(cls, ChunkedAction),
+             "recipients": issubclass(cls, ChunkedAction), "vendor_code": vendor in ("nxcloud", "sobot"),
+             "all_items": "all_pages" in inputs, "pages_fetched": "all_pages" in inputs}
+    keep = []
+    for name, description in names:
+        owner = (description or "").split(":", 1)[0].split(" ", 1)[0]
+        if name in COMMON_RESULT_FIELDS or given.get(name) or owner == spec.name:
+            keep.append(name)
+    return keep
+
+
 def _output(spec):
     out = load_schema_file(spec.outputs)
     lines = ["## Output", ""]
@@ -138,7 +168,10 @@ def _output(spec):
     result = out.get("$defs", {}).get("result")
     if result:
         lines += ["", "| field | description |", "|---|---|"]
+        shown = set(result_fields(spec, [(n, p.get("description")) for n, p in result["properties"].items()]))
         for name, prop in result["properties"].items():
+            if name not in shown:
+                continue
             lines.append("| `%s` | %s |" % (name, _cell(prop.get("description") or _type_of(prop, spec.outputs))))
     elif out.get("properties"):
         lines += ["", "| field | type | description |", "|---|---|---|"]

@@ -28,7 +28,8 @@ import time
 
 #: what to install when the SDK is missing (the command prints it, exit 2)
 INSTALL_HINT = ("the MCP server needs the official MCP Python SDK (Python 3.10 or later): "
-                "pip install 'line-connector[mcp]'  (or: pip install 'mcp>=2,<3')")
+                "pip install '.[mcp]' in a checkout of the pack, pip install 'line-connector[mcp]' where "
+                "the pack is published (or: pip install 'mcp>=2,<3')")
 ASSET_ARGUMENT = "asset"
 
 

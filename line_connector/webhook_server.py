@@ -11,9 +11,13 @@ client gets an HTTP error or a closed connection within 30 s, never a
 traceback; logs are JSON lines on stderr. Every event of a delivery is
 encoded before any is written: either every event of a delivery is on
 stdout or none is. Like the service, it prints an event already printed
-(same ``webhookEventId``, redelivered within 24 h) only once: the ids live
-in the state store (the cache directory by default); a duplicate is logged.
-Any path is accepted (the one route); only POST.
+(same ``webhookEventId``, a redelivery) only once while it runs; a duplicate
+is logged. The ids are kept in memory, for this run only: a developer who
+restarts the receiver to replay a test event sees it again, and nothing is
+left in the cache directory (``serve`` keeps them in its state store, 24 h,
+because there a second delivery would reach a playbook twice).
+Any path is accepted (the one route); only POST. ``line-connector
+webhook-send`` posts a signed test event to it (``send_test_event``).
 """
 import signal
 import sys
@@ -47,7 +51,10 @@ class WebhookServer(HardenedServer):
 
         self.out = out if out is not None else sys.stdout
         super().__init__(address, _WebhookHandler, **options)
-        # one process: a state store degraded to memory still de-duplicates within it
+        if store is None:  # this run's memory only (see the module's docstring)
+            from .state import MemoryStore
+
+            store = MemoryStore()
         self.ingress = Ingress.for_routes([Route(ROUTE, secret, [StreamSink(self.out)])], store=store,
                                           log=self.log, allow_unshared_state=True)
 
@@ -79,3 +86,40 @@ def serve(secret, host="127.0.0.1", port=8000, out=None):
         pass
     finally:
         server.server_close()
+
+
+def test_event_body(text="Hello from line-connector", user_id="U" + "0" * 31 + "2"):
+    """A LINE-shaped webhook body with one text message event: what LINE
+    sends when a user writes to the bot (fresh ids, so each call is a new
+    event). Field names as in LINE's Messaging API reference, "Webhook
+    Event Objects": https://developers.line.biz/en/reference/messaging-api/#message-event"""
+    import json
+    import time
+    import uuid
+
+    now = int(time.time() * 1000)
+    event = {"type": "message", "mode": "active", "timestamp": now,
+             "source": {"type": "user", "userId": user_id},
+             "webhookEventId": "01" + uuid.uuid4().hex[:24].upper(),
+             "deliveryContext": {"isRedelivery": False},
+             "replyToken": uuid.uuid4().hex,
+             "message": {"id": str(now), "type": "text", "quoteToken": uuid.uuid4().hex, "text": text}}
+    return json.dumps({"destination": "U" + "0" * 31 + "1", "events": [event]}, ensure_ascii=False,
+                      separators=(",", ":"))
+
+
+def send_test_event(url, secret, body=None, timeout=10.0):
+    """POST ``body`` (default: ``test_event_body()``) to ``url`` signed with
+    ``secret`` as LINE signs (x-line-signature: base64 HMAC-SHA256 of the
+    body). Returns (status, response text); raises OSError (requests'
+    errors are OSErrors) when nothing answered."""
+    import requests
+
+    from .actions.line.webhook import signature
+
+    body = test_event_body() if body is None else body
+    data = body.encode("utf-8")
+    response = requests.post(url, data=data, timeout=timeout, allow_redirects=False,
+                             headers={"Content-Type": "application/json",
+                                      "x-line-signature": signature(data, secret)})
+    return response.status_code, response.text[:64 * 1024]

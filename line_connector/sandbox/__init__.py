@@ -15,7 +15,7 @@ from .line import DEMO_NARROWCAST_ID, LineEmulator, LineState, new_request_id
 from .nxcloud import NxEmulator, NxState
 from .sobot import SobotEmulator, SobotState
 from ..serverbase import MAX_CONNECTIONS
-from .server import DEFAULT_KINDS, FAULT_KINDS, FaultPlan, Reply, SandboxServer
+from .server import DEFAULT_KINDS, FAULT_KINDS, STATS_PATH, FaultPlan, Reply, SandboxServer
 
 __all__ = ["Sandbox", "FaultPlan", "FAULT_KINDS", "DEFAULT_KINDS", "sign_webhook", "webhook_body"]
 
@@ -136,7 +136,7 @@ class Sandbox:
 
     # ------------------------------------------------------------ routing
     def dispatch(self, incoming):
-        if incoming.path == "/_sandbox/stats":
+        if incoming.path == STATS_PATH:
             return Reply(200, self.stats())
         with self.line.lock:
             self.requests += 1

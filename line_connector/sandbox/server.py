@@ -89,7 +89,9 @@ class FaultPlan:
         self.injected = {}
 
     def draw(self, path):
-        if path.startswith(self.skip_paths):
+        # the stats are how a test or a user reads what the faults did: never one of them,
+        # and a stats read never uses up a scripted fault meant for a vendor request
+        if path == STATS_PATH or path.startswith(self.skip_paths):
             return None
         with self._lock:
             if self._script:
@@ -101,6 +103,10 @@ class FaultPlan:
             if kind:
                 self.injected[kind] = self.injected.get(kind, 0) + 1
             return kind
+
+
+#: what the sandbox counted (``Sandbox.stats``); never given a fault
+STATS_PATH = "/_sandbox/stats"
 
 
 class _Handler(HardenedHandler):

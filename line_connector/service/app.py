@@ -485,7 +485,8 @@ def app_from_env(**options):
 # ------------------------------------------------------------ serving
 
 #: what to install when the service extras are missing (the command prints it, exit 2)
-INSTALL_HINT = "pip install 'line-connector[service]'"
+INSTALL_HINT = ("pip install '.[service]' in a checkout of the pack (the directory holding setup.py), "
+                "or pip install 'line-connector[service]' where the pack is published")
 #: seconds an idle connection (no byte at all) is kept: under SPEC 7's 30 s.
 #: An idle timeout alone does not stop a client that drips bytes: see
 #: HEADER_LIMIT and BODY_LIMIT
@@ -712,10 +713,12 @@ def _run_until_signal(server, redactor, url):
              waited_s=round(time.monotonic() - started, 2))
 
 
-def serve(config, host="127.0.0.1", port=8080, threads=8, no_auth=False, channel_timeout=CHANNEL_TIMEOUT):
+def serve(config, host="127.0.0.1", port=8080, threads=8, no_auth=False, channel_timeout=CHANNEL_TIMEOUT,
+          announce=None):
     """Run the service until SIGTERM or Ctrl-C (then drain: see
     ``_run_until_signal``). Raises ``InputError`` for a setting that must
-    not start (no API keys, --no-auth off loopback)."""
+    not start (no API keys, --no-auth off loopback). ``announce(url)`` is
+    called once the port is bound (``serve --sandbox`` prints its guide)."""
     if no_auth and not is_loopback(host):
         raise InputError("--no-auth needs a loopback address", [{
             "path": "--no-auth", "message": "serves every action without an API key, so it is allowed only on "
@@ -727,6 +730,8 @@ def serve(config, host="127.0.0.1", port=8080, threads=8, no_auth=False, channel
     url = "http://%s:%s" % (shown, port)
     log_line("listening", config.redactor, url=url, threads=threads, auth=not no_auth,
              actions=len(app.metrics.known_actions), assets=sorted(config.assets))
+    if announce is not None:
+        announce(url)
     try:
         _run_until_signal(server, config.redactor, url)
     finally:
@@ -741,18 +746,38 @@ def serve(config, host="127.0.0.1", port=8080, threads=8, no_auth=False, channel
 
 def command(args):
     """``line-connector serve``: exit 2 (nothing served) when the extras are
-    missing or the config or the options cannot start a safe service."""
-    from ..output import EXIT_INPUT, EXIT_OK, print_json as _print_json
+    missing or the config or the options cannot start a safe service.
+    ``--sandbox``: no config; the sandbox's demo assets, no API key, loopback
+    only (``line_connector.service.trial``)."""
     from ..config import load_config
+    from ..output import EXIT_INPUT, EXIT_OK, print_json as _print_json
 
     problem = extras_problem()
     if problem:
         _print_json({"error": problem, "details": [{"path": "serve", "message": problem}]}, sys.stderr)
         return EXIT_INPUT
+    trial = None
     try:
-        config = load_config(args.config)
-        serve(config, host=args.host, port=args.port, threads=args.threads, no_auth=args.no_auth)
+        if getattr(args, "sandbox", False):
+            from .trial import SandboxTrial
+
+            if not is_loopback(args.host):
+                raise InputError("--sandbox needs a loopback address", [{
+                    "path": "--host", "message": "serve --sandbox answers without an API key, so it listens "
+                                                 "only on a loopback address (127.0.0.1 or ::1), not %s"
+                                                 % args.host}])
+            trial = SandboxTrial()
+            config, no_auth = trial.config, True
+
+            def announce(url):
+                _print_json(trial.describe(url), sys.stdout)
+        else:
+            config, no_auth, announce = load_config(args.config), args.no_auth, None
+        serve(config, host=args.host, port=args.port, threads=args.threads, no_auth=no_auth, announce=announce)
     except InputError as exc:
         _print_json(exc.to_json(), sys.stderr)
         return EXIT_INPUT
+    finally:
+        if trial is not None:
+            trial.stop()
     return EXIT_OK

@@ -142,7 +142,7 @@ def test_bare_command_prints_usage_on_stderr_exit_2():
 
 def test_help_shows_every_default():
     sandbox = _cli("sandbox", "--help").stdout
-    for text in ("(default: 8080)", "(default: 127.0.0.1)", "(default: 0.0)", "(default: 35.0)",
+    for text in ("(default: 8090)", "(default: 127.0.0.1)", "(default: 0.0)", "(default: 35.0)",
                  "(default: 500,503,429,slow,reset,reset_after)"):
         assert text in " ".join(sandbox.split()), text
     webhook = " ".join(_cli("webhook", "--help").stdout.split())
