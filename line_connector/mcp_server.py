@@ -322,10 +322,9 @@ def _configure_state(config):
     """The config's ``state:`` (SPEC 8), checked at start as ``serve`` does
     (SPEC 12): an evicting Redis or refused credentials is exit 2 naming
     ``config.state``; no persistence is a warning line."""
-    if not config.state:
-        return
     from . import state
 
-    config.redactor.add_url(config.state, usernames=False)
-    found = state.configure(config.state)
-    state.check_at_start(found, lambda event, text: log(event, message=config.redactor.scrub(text)))
+    if config.state:
+        state.configure(config.state)
+    state.register_secrets(config.redactor)
+    state.check_at_start(state.store(), lambda event, text: log(event, message=config.redactor.scrub(text)))

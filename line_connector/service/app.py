@@ -483,13 +483,14 @@ def _configure_state(config, log):
     """Point the state store at ``config.state`` (SPEC 8) for this process
     and check it now (SPEC 12: an evicting Redis or refused credentials is
     exit 2 naming ``config.state``; no persistence is a warning line)."""
-    if not config.state:
-        return
     from .. import state
 
-    config.redactor.add_url(config.state, usernames=False)  # its password is a secret of every log line
-    found = state.configure(config.state)
-    state.check_at_start(found, lambda event, text: log(event, message=text))
+    if config.state:
+        state.configure(config.state)
+    state.register_secrets(config.redactor)  # a Redis URL's password is a secret of every log line
+    # config.state, else LINE_CONNECTOR_STATE: either one is checked now, and
+    # its warnings become JSON log lines (never plain text on stderr)
+    state.check_at_start(state.store(), lambda event, text: log(event, message=text))
 
 
 def create_app(config, no_auth=False, metrics=None, run=None):

@@ -200,6 +200,18 @@ def test_no_persistence_is_a_warning_line_at_start(start_service, service_sandbo
         assert _warnings(start_service(service_config(service_sandbox, state=server.url))) == []
 
 
+def test_a_store_from_the_environment_is_checked_at_start_too(start_service, service_sandbox, service_config,
+                                                              tmp_path):
+    """serve without config.state uses LINE_CONNECTOR_STATE: checked at start
+    as well, its warning a JSON log line (log_lines fails on any other)."""
+    with RedisServer() as server:
+        url = start_service(service_config(service_sandbox), env={"LINE_CONNECTOR_STATE": server.url})
+        assert len(_warnings(url)) == 1
+    with RedisServer(args=["--maxmemory", "3mb", "--maxmemory-policy", "allkeys-lru"]) as server:
+        code, err = _start_fails(tmp_path, service_config(service_sandbox), env={"LINE_CONNECTOR_STATE": server.url})
+        assert code == 2 and "env.LINE_CONNECTOR_STATE" in err
+
+
 def test_config_disabled_and_no_aof_warns_that_persistence_is_unknown(start_service, service_sandbox,
                                                                      service_config):
     with RedisServer(args=["--rename-command", "CONFIG", ""]) as server:
