@@ -9,7 +9,9 @@ idempotency records (SPEC 8).
 Every backend has the same small interface:
 
 * ``get(namespace, key)`` -> the JSON value, or None (absent, expired or bad);
-* ``put(namespace, key, value, ttl)``: store a JSON value for ``ttl`` seconds;
+* ``put(namespace, key, value, ttl)``: store a JSON value for ``ttl`` seconds
+  (``EntryTooLarge`` when its entry, as encoded, would pass ``MAX_ENTRY_BYTES``:
+  written, it would read back as damaged);
 * ``delete(namespace, key)``;
 * ``add_if_absent(namespace, key, value, ttl, wait)`` -> None if stored, else
   the value already there (atomic: two processes never both "add");

@@ -6,7 +6,8 @@ from the config by ``ServiceConfig.pick_asset`` (as the MCP server does), and
 this module only maps HTTP to that and back:
 
 * ``GET /v1/actions``, ``GET /openapi.json`` (service/openapi.py),
-  ``GET /healthz``, ``GET /metrics`` (service/metrics.py);
+  ``GET /healthz`` (liveness), ``GET /readyz`` (the state store answers),
+  ``GET /metrics`` (service/metrics.py);
 * ``POST /v1/actions/{name}``: ``{"asset": "<name>", "inputs": {...}}``;
   200 with the output as the CLI prints it, 422 invalid (nothing sent), 502
   refused or unreachable, 401/404/405/411/413/400 as below;
