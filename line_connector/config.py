@@ -186,6 +186,17 @@ def _pick_kinds(raw_assets, redactor):
     return assets, details
 
 
+def _api_key_problems(keys):
+    """A key with leading or trailing whitespace (a secret file's trailing
+    newline, read through ``${NAME}``) would make every call 401, since a
+    caller's ``Bearer`` value never carries it: refused at start (SPEC 12),
+    naming the key by position, never by value."""
+    return [{"path": "config.api_keys[%d]" % i,
+             "message": "has leading or trailing whitespace (a secret file's trailing newline?); remove it: "
+                        "callers could never send it in 'Authorization: Bearer <key>'"}
+            for i, key in enumerate(keys) if isinstance(key, str) and key != key.strip()]
+
+
 def load_config(path, environ=None):
     """Read, substitute, validate: a ``ServiceConfig`` or an ``InputError``
     whose details name every problem (paths like ``config.assets.x.token``)."""
@@ -217,7 +228,9 @@ def load_config(path, environ=None):
         _register_secrets(redactor, given)
     for key in data.get("api_keys", ()):
         redactor.add(key)
+        redactor.add(key.strip())  # a key with stray whitespace is refused below, and its core is a secret too
     assets, details = _pick_kinds(data["assets"], redactor)
+    details = _api_key_problems(data.get("api_keys", ())) + details
     webhooks = data.get("webhooks", {})
     for route, spec in webhooks.items():
         where = "config.webhooks.%s.asset" % route

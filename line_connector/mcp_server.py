@@ -311,8 +311,21 @@ def command(args):
         return EXIT_INPUT
     try:
         config = load_config(args.config)
+        _configure_state(config)
     except InputError as exc:
         _print_json(exc.to_json(), sys.stderr)
         return EXIT_INPUT
     serve(config)
     return EXIT_OK
+
+
+def _configure_state(config):
+    """The config's ``state:`` (SPEC 8), checked at start as ``serve`` does
+    (SPEC 12): an evicting Redis or refused credentials is exit 2 naming
+    ``config.state``; no persistence is a warning line."""
+    from . import state
+
+    if config.state:
+        state.configure(config.state)
+    state.register_secrets(config.redactor)
+    state.check_at_start(state.store(), lambda event, text: log(event, message=config.redactor.scrub(text)))

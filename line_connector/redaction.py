@@ -93,11 +93,16 @@ def _inner_base64(encode, raw, offset):
     return text[first:end]
 
 
-def url_secrets(url):
+def url_secrets(url, usernames=True):
     """The user and password parts of ``url``'s ``user:password@`` (raw and
     percent-decoded, and each piece around a stray ``@`` or ``:``), found
     without a URL parser: the URL may be one that parsers refuse, and their
-    error text is exactly where it would leak."""
+    error text is exactly where it would leak.
+
+    ``usernames=False`` (Redis URLs, SPEC 12): only the password and what
+    holds it. A Redis ACL user name (``line``, ``default``) is no secret, and
+    masking it blanks every occurrence of that word in logs
+    (``/v1/actions/***_send_push``)."""
     if not isinstance(url, str) or "@" not in url:
         return []
     rest = url.split("://", 1)[1] if "://" in url else url
@@ -107,9 +112,16 @@ def url_secrets(url):
         return []
     userinfo = rest.rsplit("@", 1)[0]
     user, _, password = userinfo.partition(":")
-    parts = {userinfo, user, password}
-    for sep in "@:":
-        parts.update(userinfo.split(sep))
+    if not usernames:
+        if not password:
+            return []
+        parts = {userinfo, password}
+        for sep in "@:":
+            parts.update(password.split(sep))
+    else:
+        parts = {userinfo, user, password}
+        for sep in "@:":
+            parts.update(userinfo.split(sep))
     for p in list(parts):
         parts.add(unquote(p))
         parts.add(unquote_plus(p))
@@ -127,9 +139,10 @@ class Redactor:
             merged = set(self._needles) | _forms(value)
             self._needles = sorted(merged, key=len, reverse=True)
 
-    def add_url(self, url):
-        """Register the user and password inside ``url``, if it has any."""
-        for part in url_secrets(url):
+    def add_url(self, url, usernames=True):
+        """Register the user and password inside ``url``, if it has any
+        (only the password with ``usernames=False``: see ``url_secrets``)."""
+        for part in url_secrets(url, usernames):
             self.add(part)
 
     def __bool__(self):

@@ -279,8 +279,9 @@ def run_action(name, asset=None, inputs=None, *, dry_run=False, timeout=None, sa
     # Each error is rebuilt from scrubbed text and raised after the except
     # blocks, so it carries neither __cause__ nor __context__: the original
     # (its args, repr, traceback locals) may hold a secret.
-    except InputError as exc:
-        failure = InputError(redactor.scrub(exc.message), redactor.scrub_obj(exc.details))
+    except InputError as exc:  # a misconfigured state store stays one: the service answers it 503, not 422
+        kind = state.StateMisconfigured if isinstance(exc, state.StateMisconfigured) else InputError
+        failure = kind(redactor.scrub(exc.message), redactor.scrub_obj(exc.details))
     except ActionError as exc:
         failure = ActionError(redactor.scrub(exc.message), redactor.scrub_obj(exc.output))
     except AuthFailed as exc:  # raised outside a send (e.g. by a local action)

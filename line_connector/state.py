@@ -9,7 +9,9 @@ idempotency records (SPEC 8).
 Every backend has the same small interface:
 
 * ``get(namespace, key)`` -> the JSON value, or None (absent, expired or bad);
-* ``put(namespace, key, value, ttl)``: store a JSON value for ``ttl`` seconds;
+* ``put(namespace, key, value, ttl)``: store a JSON value for ``ttl`` seconds
+  (``EntryTooLarge`` when its entry, as encoded, would pass ``MAX_ENTRY_BYTES``:
+  written, it would read back as damaged);
 * ``delete(namespace, key)``;
 * ``add_if_absent(namespace, key, value, ttl, wait)`` -> None if stored, else
   the value already there (atomic: two processes never both "add");
@@ -88,6 +90,33 @@ class StateUnavailable(Exception):
     only, never the URL (it may carry a password)."""
 
 
+class StateMisconfigured(InputError):
+    """The shared state store answers, but must not be used as configured:
+    it refuses the URL's credentials (WRONGPASS, NOAUTH, NOPERM) or it evicts
+    keys (``maxmemory-policy`` other than ``noeviction``: an evicted
+    idempotency record or retry-key memory is a message sent twice). A
+    configuration error (exit 2 naming the setting), never "retry later"."""
+
+
+class EntryTooLarge(ValueError):
+    """A value whose stored entry (as the store encodes it) would be larger
+    than ``MAX_ENTRY_BYTES``: refused before writing, because it would be
+    read back as damaged (absent), silently."""
+
+    def __init__(self, size):
+        super().__init__("the entry would take %d bytes as stored; the limit is %d" % (size, MAX_ENTRY_BYTES))
+        self.size = size
+
+
+def check_entry_size(data):
+    """``data`` (the encoded entry, bytes) or EntryTooLarge: every backend
+    measures what it will actually write (JSON with \\uXXXX escapes: a CJK
+    character takes 6 bytes there, 3 in UTF-8)."""
+    if len(data) > MAX_ENTRY_BYTES:
+        raise EntryTooLarge(len(data))
+    return data
+
+
 class StateError(OSError):
     """The file backend cannot use its directory (raised internally; the
     store then degrades to memory)."""
@@ -156,6 +185,11 @@ class Store:
     def lock(self, namespace, key, wait):
         raise NotImplementedError
 
+    def ping(self):
+        """Raise (``StateUnavailable``, ``StateMisconfigured``) unless the
+        store answers now: the service's ``/readyz``."""
+        self.get("health", "ping")
+
     def add_if_absent(self, namespace, key, value, ttl, wait=None):
         """Store ``value`` unless a live entry exists: None when stored, else
         the existing value. Atomic across processes (under the key's lock)."""
@@ -195,7 +229,8 @@ class MemoryStore(Store):
     def put(self, namespace, key, value, ttl):
         _check_ns(namespace)
         khash = key_hash(namespace, key)
-        entry = {"v": 1, "k": khash, "exp": self.clock() + self._ttl(ttl), "value": json.loads(_dumps(value))}
+        text = check_entry_size(_dumps({"v": 1, "k": khash, "exp": 0.0, "value": value}).encode("utf-8"))
+        entry = {"v": 1, "k": khash, "exp": self.clock() + self._ttl(ttl), "value": json.loads(text)["value"]}
         with self._guard:
             self._data[khash] = entry
 
@@ -354,7 +389,7 @@ class FileStore(Store):
         return _valid_entry(data, khash, self.clock())
 
     def _write(self, directory, path, entry):
-        text = _dumps(entry).encode("utf-8")
+        text = check_entry_size(_dumps(entry).encode("utf-8"))
         fd, tmp = None, None
         for _ in range(10):
             tmp = os.path.join(directory, ".tmp-%s-%s" % (os.getpid(), os.urandom(6).hex()))
@@ -693,12 +728,31 @@ def _redis_store(url, path):
     return found
 
 
+def check_at_start(found, warn):
+    """``serve`` and ``mcp`` at start (SPEC 12): check the configured store
+    now, so a Redis that evicts keys or refuses the credentials stops the
+    start (``StateMisconfigured``, exit 2 naming ``config.state``) and a
+    Redis without persistence is a logged warning. ``warn(event, text)``
+    logs. An unreachable Redis is not a configuration error: it is logged,
+    the check runs again before the first operation, and ``/readyz`` says
+    503 until it answers."""
+    verify = getattr(found, "verify", None)
+    if verify is None:
+        return
+    found.warn = lambda _store, text: warn("state_store_warning", text)
+    try:
+        verify()
+    except StateUnavailable as exc:
+        warn("state_store_unreachable", "%s; the check runs again before the first use" % exc)
+
+
 def register_secrets(redactor):
-    """Register the user and password of the configured Redis URLs (the
-    environment's and ``configure``'s) with a run's redactor."""
-    redactor.add_url(os.environ.get(ENV_STATE))
-    if _CONFIGURED is not None:
-        redactor.add_url(_CONFIGURED[0])
+    """Register the password of the configured Redis URLs (the
+    environment's and ``configure``'s) with a run's redactor (its user name
+    is no secret, SPEC 12)."""
+    redactor.add_url(os.environ.get(ENV_STATE), usernames=False)
+    if _CONFIGURED is not None and _CONFIGURED != _FILES:
+        redactor.add_url(_CONFIGURED[0], usernames=False)
 
 
 def store():
@@ -811,6 +865,7 @@ def annotate(output):
     return output
 
 
-__all__ = ["Store", "FileStore", "MemoryStore", "LockTimeout", "StateUnavailable", "store", "configure", "private",
+__all__ = ["Store", "FileStore", "MemoryStore", "LockTimeout", "StateUnavailable", "StateMisconfigured",
+           "EntryTooLarge", "check_at_start", "store", "configure", "private",
            "forget", "annotate", "register_secrets", "wait_budget", "state_dir", "key_hash", "valid_token",
            "clamp_lifetime", "DEFAULT_WAIT"]

@@ -23,9 +23,22 @@ Same interface and semantics as ``FileStore`` (see ``line_connector.state``):
   expires by itself when its holder dies, yet never while a live holder
   (bounded by its own deadline) can still be working.
 
-An unreachable Redis (refused, timed out, reset, loading, auth failed) raises
+An unreachable Redis (refused, timed out, reset, loading) raises
 ``state.StateUnavailable``: never a silent fallback to files or memory, which
-would fetch a second Sobot token and forget retry keys. Every connection and
+would fetch a second Sobot token and forget retry keys. A Redis that refuses
+the URL's credentials (WRONGPASS, NOAUTH, NOPERM) raises
+``state.StateMisconfigured`` (exit 2 naming the setting): waiting does not
+fix a wrong password.
+
+Checked once per store, before its first operation (``verify``; ``serve`` and
+``mcp`` call it at start, SPEC 12): the pack's keys must be readable and
+writable with these credentials; a Redis that evicts keys
+(``maxmemory-policy`` other than ``noeviction``) is refused
+(``StateMisconfigured``), because an evicted idempotency record or retry-key
+record is a message sent twice; a Redis with neither AOF nor RDB saves
+forgets everything on a restart, which is warned about (``warn``). Managed
+Redis often disables ``CONFIG``: then ``INFO`` is read instead, and when both
+are refused the settings cannot be known, which is warned about, not refused. Every connection and
 command is bounded in time (``CONNECT_TIMEOUT``, ``COMMAND_TIMEOUT``; one
 reconnect on a broken pooled connection, without backoff), so an unreachable
 Redis ends a run within seconds. The URL may carry a password: it is kept
@@ -39,8 +52,8 @@ import time
 from urllib.parse import urlsplit
 
 from .errors import InputError
-from .state import (DEFAULT_WAIT, MAX_ENTRY_BYTES, LockTimeout, StateUnavailable, Store, _check_ns, _dumps,
-                    _finite, _reject_constant, key_hash, wait_budget)
+from .state import (DEFAULT_WAIT, MAX_ENTRY_BYTES, LockTimeout, StateMisconfigured, StateUnavailable, Store,
+                    _check_ns, _dumps, _finite, _reject_constant, check_entry_size, key_hash, wait_budget)
 
 #: seconds to open a TCP (and TLS) connection to Redis
 CONNECT_TIMEOUT = 2.0
@@ -105,6 +118,42 @@ def _import_redis():
     return redis
 
 
+def _text(value):
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else ("" if value is None else str(value))
+
+
+#: one warning of a kind per Redis and per day on a CLI's stderr (each CLI
+#: run is a process of its own: warning on every run would bury its output)
+NOTICE_SECONDS = 24 * 3600.0
+
+
+def _warn_stderr_daily(store, text):
+    """The CLI's warning: one line on stderr, at most once a day per Redis and
+    machine (a marker file in the cache directory, named by a hash of the
+    text; nothing is written to Redis, whose keyspace stays the pack's
+    entries only)."""
+    import hashlib
+    import sys
+
+    from .filecache import cache_dir
+
+    mark = os.path.join(cache_dir(), "notices", hashlib.sha256(text.encode("utf-8")).hexdigest()[:32])
+    try:
+        if time.time() - os.stat(mark).st_mtime < NOTICE_SECONDS:
+            return
+    except OSError:
+        pass
+    try:
+        os.makedirs(os.path.dirname(mark), mode=0o700, exist_ok=True)
+        with open(mark, "w"):
+            pass
+        os.utime(mark)
+    except OSError:
+        pass  # cannot mark: say it (a warning too many beats one too few)
+    sys.stderr.write("line-connector: warning: %s\n" % store._redactor.scrub(text))
+    sys.stderr.flush()
+
+
 def parse_url(url, path):
     """Check a redis:// or rediss:// URL; returns (host, port, db). Raises
     InputError at ``path`` naming the rule, never quoting the URL (it may
@@ -153,10 +202,13 @@ class RedisStore(Store):
 
         self._url = url.strip()
         self._redactor = Redactor()
-        self._redactor.add_url(self._url)
+        self._redactor.add_url(self._url, usernames=False)  # only the password is a secret
         self.location = "%s:%d/%d" % (host if ":" not in host else "[%s]" % host, port, db)
         self.prefix = prefix
         self._errors = redis.exceptions.RedisError
+        self._no_perm = redis.exceptions.NoPermissionError
+        self._auth_errors = (redis.exceptions.AuthenticationError, redis.exceptions.NoPermissionError,
+                             redis.exceptions.AuthenticationWrongNumberOfArgsError)
         self._client = redis.Redis.from_url(
             self._url, socket_connect_timeout=CONNECT_TIMEOUT, socket_timeout=COMMAND_TIMEOUT,
             retry=Retry(NoBackoff(), 1), retry_on_timeout=False, health_check_interval=0,
@@ -167,6 +219,11 @@ class RedisStore(Store):
         self._replace_big = self._client.register_script(_REPLACE_BIG)
         self._unlock = self._client.register_script(_UNLOCK)
         self._lock_guard = threading.Lock()
+        self.path = path
+        #: True once ``verify`` passed: every operation checks it first
+        self.verified = False
+        #: where warnings go (``verify``); serve and mcp log them as JSON lines
+        self.warn = _warn_stderr_daily
 
     def __repr__(self):
         return "RedisStore(%s)" % self.location
@@ -186,14 +243,106 @@ class RedisStore(Store):
         return StateUnavailable("the state store (Redis at %s) is unreachable while %s: %s%s"
                                 % (self.location, doing, type(exc).__name__, ": " + text if text else ""))
 
-    def _call(self, doing, fn, *args, **kwargs):
+    def _misconfigured(self, message):
+        return StateMisconfigured("the state store cannot be used as configured",
+                                  [{"path": self.path, "message": self._redactor.scrub(message)}])
+
+    def _refused(self, exc):
+        """WRONGPASS, NOAUTH, NOPERM: the credentials, never an outage."""
+        text = self._redactor.scrub(str(exc))[:300]
+        if isinstance(exc, self._no_perm):
+            return self._misconfigured("Redis at %s does not let this user run what the pack needs on its "
+                                       "%s:* keys (GET, SET, DEL, EVALSHA): %s; grant them in the ACL"
+                                       % (self.location, self.prefix, text))
+        return self._misconfigured("Redis at %s refuses the URL's credentials (%s); check the user name and "
+                                   "password in the URL" % (self.location, text))
+
+    def _raw(self, doing, fn, *args, **kwargs):
         try:
             return fn(*args, **kwargs)
+        except self._auth_errors as exc:
+            error = self._refused(exc)
         except self._errors as exc:
             error = self._unavailable(exc, doing)
         except OSError as exc:  # a socket error redis-py did not wrap
             error = self._unavailable(exc, doing)
         raise error  # outside the except block: no chained original (its args may hold the URL)
+
+    def _call(self, doing, fn, *args, **kwargs):
+        if not self.verified:
+            self.verify()
+        return self._raw(doing, fn, *args, **kwargs)
+
+    # ------------------------------------------------------- the start check
+    def verify(self):
+        """Check this Redis once (see the module docstring); warnings go to
+        ``self.warn``. Raises ``StateMisconfigured`` (credentials, ACL,
+        eviction) or ``StateUnavailable`` (unreachable: checked again at the
+        next operation)."""
+        probe = "%s:probe" % self.prefix
+        self._raw("checking", self._get, keys=[probe], args=[MAX_ENTRY_BYTES])  # auth, ACL; writes nothing
+        policy, persistent = self._settings()
+        if policy is not None and policy != "noeviction":
+            raise self._misconfigured(
+                "Redis at %s evicts keys (maxmemory-policy %s): an evicted idempotency or retry-key record "
+                "lets a message be sent twice. Set maxmemory-policy noeviction (and give it memory), or use "
+                "a Redis of its own for the pack" % (self.location, policy))
+        self.verified = True
+        warnings = []
+        if policy is None:
+            warnings.append("could not read the maxmemory-policy of Redis at %s (CONFIG and INFO are refused): "
+                            "make sure it is noeviction, or records may be evicted and messages sent twice"
+                            % self.location)
+        if persistent is False:
+            warnings.append("Redis at %s keeps no persistence (neither AOF nor RDB saves): a restart forgets "
+                            "every idempotency record, webhook event id and token; NXCloud and Sobot sends "
+                            "repeated after a restart are delivered again. Turn on appendonly yes or save rules"
+                            % self.location)
+        elif persistent is None:
+            warnings.append("could not read whether Redis at %s persists its data (CONFIG is refused): make sure "
+                            "AOF or RDB saves are on, or a restart forgets every idempotency record"
+                            % self.location)
+        for text in warnings:
+            with contextlib.suppress(Exception):
+                self.warn(self, text)
+        return warnings
+
+    def _settings(self):
+        """(maxmemory-policy or None, persistent True/False/None): from
+        CONFIG GET, else from INFO (managed Redis may refuse CONFIG; INFO
+        does not show RDB save rules, so only AOF counts there)."""
+        redis = _import_redis()
+        try:
+            got = {}
+            for name in ("maxmemory-policy", "appendonly", "save"):
+                got.update(self._raw_config_get(name))
+            policy = _text(got.get("maxmemory-policy"))
+            aof = _text(got.get("appendonly")) == "yes"
+            return policy, aof or bool(_text(got.get("save")).strip())
+        except redis.exceptions.ResponseError:
+            pass  # CONFIG disabled, renamed, or not in this user's ACL
+        try:
+            memory = self._client.info("memory")
+            persistence = self._client.info("persistence")
+        except redis.exceptions.ResponseError:
+            return None, None
+        except self._errors as exc:
+            raise self._unavailable(exc, "checking") from None
+        policy = _text(memory.get("maxmemory_policy")) or None
+        return policy, True if str(persistence.get("aof_enabled")) == "1" else None
+
+    def _raw_config_get(self, name):
+        try:
+            return {_text(k): v for k, v in self._client.config_get(name).items()}
+        except (self._no_perm, _import_redis().exceptions.ResponseError):
+            raise
+        except self._auth_errors as exc:
+            raise self._refused(exc) from None
+        except (self._errors, OSError) as exc:
+            raise self._unavailable(exc, "checking") from None
+
+    def ping(self):
+        self._call("checking", self._client.ping)
 
     @staticmethod
     def _ttl_ms(ttl):
@@ -235,7 +384,7 @@ class RedisStore(Store):
 
     def put(self, namespace, key, value, ttl):
         khash, rkey = self._key(namespace, key)
-        data = self._encode(khash, value)
+        data = check_entry_size(self._encode(khash, value))
         self._call("writing", self._client.set, rkey, data, px=self._ttl_ms(ttl))
 
     def delete(self, namespace, key):
@@ -248,7 +397,7 @@ class RedisStore(Store):
         # a nonce of this call: the client resends a command whose reply was
         # lost, and the resend then finds the entry this very call stored
         nonce = os.urandom(12).hex()
-        data, ttl_ms = self._encode(khash, value, nonce), self._ttl_ms(ttl)
+        data, ttl_ms = check_entry_size(self._encode(khash, value, nonce)), self._ttl_ms(ttl)
         for _ in range(3):
             raw = self._call("writing", self._add, keys=[rkey], args=[data, ttl_ms, MAX_ENTRY_BYTES])
             if raw is None or (isinstance(raw, bytes) and self._nonce_of(raw) == nonce):

@@ -172,9 +172,13 @@ class LineAction(Action):
             elif self.retry_key:
                 result["note"] = ("outcome unknown: the request may have reached LINE; resending with the same "
                                   "retry_key (%s) is safe: LINE delivers it at most once" % result.get("retry_key"))
-            elif self.idempotent:
-                result["note"] = ("outcome unknown: the request may have reached LINE; sending it again is safe: "
-                                  "a repeat has no second effect")
+            elif request is not None and request.retry.retry_maybe_sent:
+                # a read (or validation): resent like any request a repeat cannot harm,
+                # so the note says how often, never "it was not resent"
+                attempts = result.get("attempts", 1)
+                result["note"] = ("outcome unknown: the request may have reached LINE; it was sent %d time%s "
+                                  "without an answer; sending it again is safe: a repeat has no second effect"
+                                  % (attempts, "" if attempts == 1 else "s"))
             else:
                 result["note"] = ("outcome unknown: the request may have reached LINE; it was not resent "
                                   "because this endpoint has no retry key")

@@ -74,6 +74,8 @@ DEMO_NARROWCAST = {"target": 1000, "polls": 3, "accepted": "2026-01-05T09:00:00.
 
 AUTH_FAILED = "Authentication failed. Confirm that the access token in the authorization header is valid."
 RETRY_KEY_ACCEPTED = "The retry key is already accepted"
+#: how long LINE remembers an accepted retry key
+RETRY_KEY_SECONDS = 24 * 3600
 
 
 #: modules of this package emulating more LINE endpoints; each has
@@ -119,6 +121,7 @@ class LineState:
         self.issued = {}                # oauth token -> expiry (epoch seconds)
         self.token_requests = 0
         self.retry_keys = {}            # key -> (accepted request id, accepted sentMessages or None)
+        self.retry_key_times = {}       # key -> when it was accepted (LINE remembers a key for 24 h)
         self.deliveries = []            # dicts: kind, to, messages, retry_key, request_id
         self.per_recipient = Counter()  # recipient -> messages delivered
         self.per_retry_key = Counter()  # retry key -> times processed (must stay 1)
@@ -131,6 +134,15 @@ class LineState:
         self.narrowcasts = {DEMO_NARROWCAST_ID: dict(DEMO_NARROWCAST)}
         for module in extensions():
             module.install(self)
+
+    def accepted_key(self, key):
+        """(request id, sentMessages) of a retry key LINE still remembers:
+        accepted within the last 24 h ("Retrying a failed API request":
+        "the retry key is valid for 24 hours"); after that it is a new key."""
+        accepted = self.retry_keys.get(key)
+        if accepted is not None and self.clock() - self.retry_key_times.get(key, 0.0) >= RETRY_KEY_SECONDS:
+            return None
+        return accepted
 
     def valid_token(self, token):
         with self.lock:
@@ -267,7 +279,7 @@ class LineEmulator:
         if not UUID_RE.match(key):
             return error(400, "The retry key must be a UUID")
         with self.state.lock:
-            accepted = self.state.retry_keys.get(key)
+            accepted = self.state.accepted_key(key)
         return self.conflict(accepted) if accepted else None
 
     @staticmethod
@@ -293,9 +305,10 @@ class LineEmulator:
         today = self.state.today()
         with self.state.lock:
             if retry_key is not None:
-                if retry_key in self.state.retry_keys:  # a concurrent duplicate won the race
+                if self.state.accepted_key(retry_key):  # a concurrent duplicate won the race
                     return None, self.conflict(self.state.retry_keys[retry_key])
                 self.state.retry_keys[retry_key] = (request_id, sent)
+                self.state.retry_key_times[retry_key] = self.state.clock()
                 self.state.per_retry_key[retry_key] += 1
             for to in recipients:
                 self.state.per_recipient[to] += len(messages)

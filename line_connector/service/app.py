@@ -6,7 +6,8 @@ from the config by ``ServiceConfig.pick_asset`` (as the MCP server does), and
 this module only maps HTTP to that and back:
 
 * ``GET /v1/actions``, ``GET /openapi.json`` (service/openapi.py),
-  ``GET /healthz``, ``GET /metrics`` (service/metrics.py);
+  ``GET /healthz`` (liveness), ``GET /readyz`` (the state store answers),
+  ``GET /metrics`` (service/metrics.py);
 * ``POST /v1/actions/{name}``: ``{"asset": "<name>", "inputs": {...}}``;
   200 with the output as the CLI prints it, 422 invalid (nothing sent), 502
   refused or unreachable, 401/404/405/411/413/400 as below;
@@ -33,12 +34,13 @@ import time
 
 from .. import jsontext
 from ..errors import ActionError, InputError, InternalError, ManifestError
+from ..state import StateMisconfigured
 
 MAX_BODY = 10 * 1024 * 1024
 JSON_TYPE = "application/json"
 #: Prometheus scrapers and platforms read these without an API key: they say
 #: nothing secret (action names, counters, the OpenAPI document)
-PUBLIC_PATHS = ("/healthz", "/metrics", "/openapi.json", "/v1/actions")
+PUBLIC_PATHS = ("/healthz", "/readyz", "/metrics", "/openapi.json", "/v1/actions")
 ACTIONS_PREFIX = "/v1/actions/"
 WEBHOOKS_PREFIX = "/v1/webhooks/"
 _REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed",
@@ -87,6 +89,14 @@ def _results(output):
     if isinstance(output, dict):
         output = output.get("requests")
     return [r for r in output if isinstance(r, dict)] if isinstance(output, list) else []
+
+
+def _takes_retry_key(spec):
+    """True for an action with a ``retry_key`` input (LINE's sends)."""
+    from ..validation import load_schema_file
+
+    schema = load_schema_file(spec.inputs)
+    return isinstance(schema, dict) and "retry_key" in (schema.get("properties") or {})
 
 
 def _parse_body(body):
@@ -193,7 +203,7 @@ class ServiceApp:
         self._run = run  # tests may slow the runner down; None: run_action
         self._openapi = None
         self._lock = threading.Lock()
-        _configure_state(config)
+        _configure_state(config, self.log)
         self._ingress = None
         if config.webhooks:  # built now: a bad sink is a start-up error naming its key
             from .webhooks import Ingress
@@ -300,6 +310,8 @@ class ServiceApp:
     def _get(self, path):
         if path == "/healthz":
             return 200, [], json_bytes({"status": "ok"})
+        if path == "/readyz":
+            return self._ready()
         if path == "/metrics":
             data, ctype = self.metrics.render()
             return 200, [("Content-Type", ctype)], data
@@ -313,6 +325,23 @@ class ServiceApp:
 
                 self._openapi = json_bytes(document(self.config))
         return 200, [], self._openapi
+
+    def _ready(self):
+        """``/readyz`` (SPEC 12): 200 when the state store answers now,
+        else 503 with why (host and port only), so a load balancer stops
+        sending work that would only get 503s. ``/healthz`` stays liveness:
+        a restart does not bring Redis back."""
+        from .. import state
+
+        try:
+            state.store().ping()
+        except (state.StateUnavailable, state.StateMisconfigured, state.LockTimeout, OSError) as exc:
+            message = exc.message if isinstance(exc, InputError) else str(exc)
+            if isinstance(exc, InputError) and exc.details:
+                message = "%s: %s" % (exc.details[0].get("path"), exc.details[0].get("message"))
+            return 503, [("Retry-After", "5")], json_bytes({"status": "unavailable",
+                                                            "error": self.redactor.scrub(message)[:500]})
+        return 200, [], json_bytes({"status": "ready"})
 
     def _webhook(self, environ, route, info):
         if route not in self.config.webhooks:
@@ -354,8 +383,12 @@ class ServiceApp:
             return status, [], json_bytes(payload)
         from . import idempotency
 
-        answer = idempotency.run_once(self, api_key, spec.name, idem_key,
-                                      idempotency.fingerprint(spec.name, asset_label, inputs),
+        request_hash = idempotency.fingerprint(spec.name, asset_label, inputs)  # as the caller sent it
+        if "retry_key" not in inputs and _takes_retry_key(spec):
+            # LINE's own de-duplication backs the record (SPEC 12): the same
+            # key on a repeat even when the store has lost the record
+            inputs = dict(inputs, retry_key=idempotency.derived_retry_key(api_key, spec.name, idem_key))
+        answer = idempotency.run_once(self, api_key, spec.name, idem_key, request_hash,
                                       lambda: self._execute(spec, asset, inputs, info))
         info.setdefault("outcome", "replayed")  # not run here: the stored answer was given
         return answer
@@ -416,6 +449,10 @@ class ServiceApp:
         try:
             with observe_attempts(lambda seconds: metrics.observe_latency(name, seconds)):
                 output = run(name, asset, inputs, local_files=False)
+        except StateMisconfigured as exc:  # the service's setting, not the caller's input: nothing was sent
+            metrics.count_request(name, "error")
+            self.log("state_misconfigured", action=name, **exc.to_json())
+            return 503, self.redactor.scrub_obj(exc.to_json())
         except InputError as exc:
             metrics.count_request(name, "invalid")
             return 422, self.redactor.scrub_obj(exc.to_json())
@@ -443,18 +480,18 @@ class ServiceApp:
         return 200, self.redactor.scrub_obj(output)
 
 
-def _configure_state(config):
-    """Point the state store at ``config.state`` (SPEC 8) for this process."""
-    if not config.state:
-        return
+def _configure_state(config, log):
+    """Point the state store at ``config.state`` (SPEC 8) for this process
+    and check it now (SPEC 12: an evicting Redis or refused credentials is
+    exit 2 naming ``config.state``; no persistence is a warning line)."""
     from .. import state
 
-    config.redactor.add_url(config.state)  # its password, if any, is a secret of every log line
-    configure = getattr(state, "configure", None)
-    if configure is None:
-        raise InputError("invalid config file", [{"path": "config.state", "message": "a state store URL is not "
-                                                  "supported by this version; remove config.state"}])
-    configure(config.state)
+    if config.state:
+        state.configure(config.state)
+    state.register_secrets(config.redactor)  # a Redis URL's password is a secret of every log line
+    # config.state, else LINE_CONNECTOR_STATE: either one is checked now, and
+    # its warnings become JSON log lines (never plain text on stderr)
+    state.check_at_start(state.store(), lambda event, text: log(event, message=text))
 
 
 def create_app(config, no_auth=False, metrics=None, run=None):

@@ -34,10 +34,34 @@ line, and the claim stays, so a repeat gets "outcome unknown", never a re-run.
 
 A state store that cannot be reached is a 503 and the action is not run:
 running it without a claim could deliver twice.
+
+What a store that forgets does (SPEC 12). The record lives in the store; a
+Redis restarted without persistence, an evicted key or a flush loses it, and
+a repeat then runs again. So the store is not the only guard:
+
+* LINE sends: with no ``retry_key`` in the inputs, the run gets one derived
+  from (API key digest, action, Idempotency-Key) (``derived_retry_key``):
+  the repeat carries the same ``X-Line-Retry-Key`` and LINE's own 24 h
+  de-duplication drops it (409). Multicast chunk keys derive from it as
+  from a caller's key. Since the content memory of that key was lost too,
+  the pack cannot prove the 409 is for this very content: the answer says
+  ``delivery: "unknown"`` with LINE's accepted request id, never "sent".
+* NXCloud (and Sobot) have no key of their own: after a lost record a
+  repeat is delivered again. Hence an evicting Redis is refused at start
+  and one without persistence is warned about (state_redis.verify).
+
+Answers that are not kept (SPEC 12): an answer whose every result says
+``"delivery": "not sent"`` frees the key (the claim is deleted), so the
+platform's retry runs again and is delivered; everything else is stored,
+and an answer too large for the store's entry (measured as the store encodes
+it, ``state.EntryTooLarge``) is stored as a short note in its place. When
+even that cannot be written, the response says ``Idempotency-Recorded:
+false``: never a silent re-run.
 """
 import hashlib
 import json
 import time
+import uuid
 
 NAMESPACE = "idempotency"
 #: how long a final answer is replayed (SPEC 9)
@@ -51,8 +75,8 @@ PUT_BOUND = 2.0
 #: how long to wait for the store's per-key lock (file backend)
 LOCK_WAIT = 5.0
 HEADER = "headers.idempotency-key"
-#: an answer larger than this is not kept whole (the store's entries are bounded)
-MAX_STORED = 900 * 1024
+#: the namespace of the retry keys derived from Idempotency-Keys (uuid5)
+RETRY_KEY_NAMESPACE = uuid.UUID("6f1c2a4e-8b1d-5c3e-9a7f-4d2b8e6c0a15")
 
 
 def check_key(value):
@@ -82,6 +106,29 @@ def record_key(api_key, action, idem_key):
     return h.hexdigest()
 
 
+def derived_retry_key(api_key, action, idem_key):
+    """LINE's retry key for a call under ``idem_key`` that gave none (SPEC 12):
+    a UUID (uuid5) of the API key's sha256, the action and the key, so the
+    same call repeated after the store lost its record carries the same
+    ``X-Line-Retry-Key`` and LINE delivers it once. Another caller (API key)
+    or another action never shares it; the API key itself is not in it."""
+    digest = hashlib.sha256(api_key.encode("utf-8", "surrogateescape")).hexdigest()
+    return str(uuid.uuid5(RETRY_KEY_NAMESPACE, "%s\n%s\n%s" % (digest, action, idem_key)))
+
+
+def not_sent(status, payload):
+    """True when the answer says nothing was sent: a refusal whose every
+    result reports ``"delivery": "not sent"`` (the vendor unreachable, a
+    token fetch refused). Such an answer is not kept: a repeat runs again."""
+    if status < 400 or not isinstance(payload, dict):
+        return False
+    output = payload.get("output")
+    if isinstance(output, dict):
+        output = output.get("requests", [output])
+    results = [r for r in output if isinstance(r, dict)] if isinstance(output, list) else []
+    return bool(results) and all(r.get("delivery") == "not sent" for r in results)
+
+
 def run_bound():
     """Seconds a run under a key may last (the action's deadline plus a
     margin): a claim older than that without an answer is a dead run."""
@@ -93,11 +140,20 @@ def run_bound():
 def _record(store, key, record, errors, app, action):
     """Write the final answer: a few tries within ``PUT_BOUND`` seconds.
     True when it was stored."""
+    from .. import state
+
     end = time.monotonic() + PUT_BOUND
     for attempt in range(PUT_TRIES):
         try:
             store.put(NAMESPACE, key, record, RECORD_TTL)
             return True
+        except state.EntryTooLarge as exc:
+            # larger than an entry, as the store encodes it: keep a short note
+            # in its place, so a repeat is answered (not run) all the same
+            app.log("idempotency_answer_too_large", action=action, stored_bytes=exc.size)
+            record = dict(record, body=_TOO_LARGE)
+            last = exc
+            continue
         except errors as exc:
             last = exc
         pause = 0.1 * (2 ** attempt)
@@ -110,11 +166,23 @@ def _record(store, key, record, errors, app, action):
     return False
 
 
+_TOO_LARGE = {"error": "the answer to the first request under this Idempotency-Key was too large to keep; it "
+                       "was given to that request, and the action is not run again",
+              "details": [{"path": HEADER, "message": "was already used; its answer is not kept"}]}
+
+
 def _unavailable(app, action, exc):
+    from .. import state
     from .app import HttpError
 
-    app.log("state_unavailable", action=action, kind=type(exc).__name__, message=str(exc)[:300])
     app.metrics.count_request(action, "error")
+    if isinstance(exc, state.StateMisconfigured):  # credentials or eviction: waiting does not fix it
+        app.log("state_misconfigured", action=action, **exc.to_json())
+        err = HttpError(503, "the state store is misconfigured, so the Idempotency-Key cannot be honoured; the "
+                             "action was not run (the service's operator must fix config.state)")
+        err.body["details"] = exc.details
+        return err
+    app.log("state_unavailable", action=action, kind=type(exc).__name__, message=str(exc)[:300])
     return HttpError(503, "the state store is unavailable, so the Idempotency-Key cannot be honoured; the action "
                           "was not run. Retry later with the same key", HEADER,
                      "could not be claimed: the state store cannot be reached",
@@ -124,10 +192,7 @@ def _unavailable(app, action, exc):
 def _store_errors():
     from .. import state
 
-    errors = [OSError, state.LockTimeout]
-    if hasattr(state, "StateUnavailable"):
-        errors.append(state.StateUnavailable)
-    return tuple(errors)
+    return OSError, state.LockTimeout, state.StateUnavailable, state.StateMisconfigured
 
 
 def run_once(app, api_key, action, idem_key, request_hash, execute):
@@ -172,12 +237,22 @@ def run_once(app, api_key, action, idem_key, request_hash, execute):
         return status, [("Idempotent-Replayed", "true")], body
     status, payload = execute()
     body = json_bytes(payload)
+    if not_sent(status, payload):
+        return status, _free(store, key, errors, app, action), body
     # kept as the very text answered, so a replay is byte for byte the same
     record = {"state": "done", "request": request_hash, "status": status, "body": body.decode("utf-8")}
-    if len(body) > MAX_STORED:
-        record["body"] = {"error": "the answer to the first request under this Idempotency-Key was too large "
-                                   "to keep; it was given to that request, and the action is not run again",
-                          "details": [{"path": HEADER, "message": "was already used; its answer is not kept"}]}
     if not _record(store, key, record, errors, app, action):
         return status, [("Idempotency-Recorded", "false")], body
     return status, [], body
+
+
+def _free(store, key, errors, app, action):
+    """Delete the claim of a run that sent nothing, so a repeat runs again;
+    the response headers. If the claim cannot be deleted it stays (a repeat
+    gets "outcome unknown"), and the response says it was not recorded."""
+    try:
+        store.delete(NAMESPACE, key)
+    except errors as exc:
+        app.log("idempotency_not_freed", action=action, kind=type(exc).__name__, message=str(exc)[:300])
+        return [("Idempotency-Recorded", "false")]
+    return []

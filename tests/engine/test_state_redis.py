@@ -356,12 +356,16 @@ def test_unreachable_redis_ends_a_run_quickly_without_the_password(tmp_path, mon
 
 
 def test_a_wrong_redis_password_is_a_clear_failure_never_shown(monkeypatch):
+    # SPEC 12 changed this from "exit 1, unreachable" (retry later) to a
+    # configuration error: waiting never fixes a wrong password
     with RedisServer(args=["--requirepass", PASSWORD]) as server:
         wrong = "Wrong-Canary-Pass-3Jk2"
         monkeypatch.setenv("LINE_CONNECTOR_STATE", "redis://:%s@127.0.0.1:%d/0" % (wrong, server.port))
         code, out, err = run_cli("run", "line_send_push", stdin={"asset": {"token": "t" * 20}, "inputs": {
             "to": "U" + "0" * 32, "messages": TEXT, "retry_key": "6f1b7c2e-3a4d-4e5f-8a9b-0c1d2e3f4a5b"}})
-        assert code == 1 and "unreachable" in out and wrong not in out + err and "Traceback" not in err
+        text = out + err
+        assert code == 2 and "env.LINE_CONNECTOR_STATE" in text and "credentials" in text
+        assert "unreachable" not in text and wrong not in text and "Traceback" not in err
 
 
 # ------------------------------------------------------------ configuration
