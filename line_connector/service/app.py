@@ -163,6 +163,11 @@ def read_body(environ):
     return bytes(data)
 
 
+class InlineAsset(dict):
+    """An asset object sent by the caller (``allow_inline_assets``): its run
+    may connect only where ``config.inline_policy`` allows."""
+
+
 def _bearer(environ):
     value = environ.get("HTTP_AUTHORIZATION", "")
     scheme, _, token = value.partition(" ")
@@ -384,9 +389,14 @@ class ServiceApp:
                 raise HttpError(422, "inline assets are not allowed", "asset",
                                 "must name a configured asset; inline asset objects need "
                                 "allow_inline_assets: true in the config")
+            unreachable = self.config.inline_policy.problems(wanted)
+            if unreachable:
+                err = HttpError(422, "the inline asset names a host it may not reach")
+                err.body["details"] = unreachable
+                raise err
             digest = hashlib.sha256(json.dumps(wanted, sort_keys=True, ensure_ascii=True,
                                                default=str).encode("ascii")).hexdigest()
-            return "inline:" + digest, dict(wanted), inputs
+            return "inline:" + digest, InlineAsset(wanted), inputs
         from ..config import UnknownAsset
 
         try:
@@ -407,14 +417,16 @@ class ServiceApp:
         return status, payload
 
     def _run_counted(self, spec, asset, inputs):
-        from ..http import observe_attempts
+        from ..http import observe_attempts, peer_policy
         from ..runner import run_action
 
         run = self._run or run_action
         name = spec.name
         metrics = self.metrics
+        # an inline asset's URLs are the caller's: every connection of its run is checked
+        policy = self.config.inline_policy if isinstance(asset, InlineAsset) else None
         try:
-            with observe_attempts(lambda seconds: metrics.observe_latency(name, seconds)):
+            with observe_attempts(lambda seconds: metrics.observe_latency(name, seconds)), peer_policy(policy):
                 output = run(name, asset, inputs, local_files=False)
         except InputError as exc:
             metrics.count_request(name, "invalid")

@@ -212,7 +212,14 @@ def test_inline_assets_only_when_allowed(start_service, service_sandbox, service
     status, _, body = api(url + "/v1/actions/line_get_quota", "POST", {"asset": inline}, key=keys.api)
     assert status == 422 and _json(body)["details"][0]["path"] == "asset"
     assert service_sandbox.stats()["requests"] == 0
+    # SPEC 12: an inline asset reaches only the vendors' hosts and inline_asset_hosts
+    # (the sandbox is on loopback, so it is listed by address and port)
     url = start_service(service_config(service_sandbox, allow_inline_assets=True))
+    status, _, body = api(url + "/v1/actions/line_get_quota", "POST", {"asset": inline}, key=keys.api)
+    assert status == 422 and [d["path"] for d in _json(body)["details"]] == ["asset.data_url", "asset.url"]
+    assert service_sandbox.stats()["requests"] == 0
+    url = start_service(service_config(service_sandbox, allow_inline_assets=True,
+                                       inline_asset_hosts=[service_sandbox.url.split("//", 1)[1]]))
     status, _, body = api(url + "/v1/actions/line_get_quota", "POST", {"asset": inline}, key=keys.api)
     assert status == 200
     assert inline["token"] not in body.decode("utf-8")
