@@ -298,3 +298,455 @@ def test_inline_policy_through_the_running_service(start_service, service_sandbo
                                      "token": "x"}}, key=keys.api)
     assert status == 422 and _json(body)["details"][0]["path"] == "asset.url"
     assert INTERNAL not in body.decode() and server.hits == 0
+
+
+# ------------------------------------------------------------ 415 and 403
+
+def test_a_body_must_be_application_json(tmp_path, sandbox):
+    from line_connector.service.app import create_app
+
+    app = create_app(_config(tmp_path, sandbox))
+    body = {"asset": "ops_line"}
+    for ctype in ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x",
+                  "application/jsonp", "application/json-seq", None, ""):
+        status, _, got = wsgi(app, body=body, content_type=ctype)
+        assert status == 415, ctype
+        assert _json(got)["details"][0]["path"] == "headers.content-type"
+    for ctype in ("application/json", "application/json; charset=utf-8", "Application/JSON ;charset=UTF-8"):
+        assert wsgi(app, body=body, content_type=ctype)[0] == 200, ctype
+    assert sandbox.stats()["requests"] == 3  # only the three JSON calls reached the vendor
+    # webhooks too (LINE sends application/json; charset=utf-8)
+    app = create_app(_config(tmp_path, sandbox, webhooks={"ops": {"asset": "ops_secret", "forward": [
+        {"jsonl": str(tmp_path / "ev.jsonl")}]}}))
+    status, _, got = wsgi(app, path="/v1/webhooks/ops", body=b'{"events": []}', content_type="text/plain")
+    assert status == 415 and not (tmp_path / "ev.jsonl").exists()
+
+
+def test_a_post_without_a_body_is_an_empty_object(tmp_path, sandbox):
+    """README: "asset may be left out when exactly one configured asset
+    fits the action, inputs when the action takes none": a bare POST (no
+    Content-Length, no Transfer-Encoding: no body, RFC 9112 section 6.3)
+    or ``Content-Length: 0`` is ``{}``, whatever its Content-Type."""
+    from line_connector.service.app import create_app
+
+    app = create_app(_config(tmp_path, sandbox))
+    status, _, got = wsgi(app, body=b"", content_type=None)
+    assert status == 200, got
+    status, _, got = wsgi(app, body=b"", content_type=None, headers={"Content-Length": None})
+    assert status == 200, got
+    status, _, got = wsgi(app, body=b"", content_type="text/plain")
+    assert status == 200, got
+    # an action whose inputs are required still says which field is missing
+    status, _, got = wsgi(app, path="/v1/actions/line_send_push", body=b"", content_type=None)
+    assert status == 422 and "inputs" in json.dumps(_json(got)["details"])
+
+
+def test_no_auth_refuses_cross_site_and_foreign_host_requests(tmp_path, sandbox):
+    from line_connector.service.app import create_app
+
+    cfg = _config(tmp_path, sandbox)
+    cfg.api_keys = []
+    app = create_app(cfg, no_auth=True)
+    body = {"asset": "ops_line"}
+    for headers, path in (({"Host": "evil.example"}, "headers.host"),
+                          ({"Host": "evil.example:8080"}, "headers.host"),
+                          ({"Host": "127.0.0.1.nip.io"}, "headers.host"),
+                          ({"Origin": "https://evil.example"}, "headers.origin"),
+                          ({"Origin": "null"}, "headers.origin"),
+                          ({"Origin": "http://127.0.0.1.evil.example"}, "headers.origin"),
+                          ({"Sec-Fetch-Site": "cross-site"}, "headers.sec-fetch-site")):
+        status, _, got = wsgi(app, body=body, headers=headers)
+        assert status == 403, headers
+        assert _json(got)["details"][0]["path"] == path
+        assert wsgi(app, method="GET", path="/v1/actions", headers=headers)[0] == 403
+    assert sandbox.stats()["requests"] == 0
+    for headers in ({}, {"Host": "localhost:8080"}, {"Host": "127.0.0.2"}, {"Host": "[::1]:8080"},
+                    {"Host": None}, {"Origin": "http://localhost:3000", "Sec-Fetch-Site": "same-site"},
+                    {"Origin": "http://[::1]:8080", "Sec-Fetch-Site": "same-origin"}, {"Sec-Fetch-Site": "none"}):
+        status, _, got = wsgi(app, body=body, headers=headers)
+        assert status == 200, (headers, got)
+    # with API keys the key decides: a browser cannot add one without a preflight
+    app = create_app(_config(tmp_path, sandbox))
+    assert wsgi(app, body=body, headers={"Host": "service.example", "Origin": "https://platform.example"})[0] == 200
+
+
+def test_the_csrf_finding_as_filed(start_service, service_sandbox, service_config, api):
+    """A text/plain POST with Origin https://evil.example and Host
+    evil.example to a --no-auth service sent a message: now 403, nothing
+    sent; and as text/plain from loopback it is 415."""
+    from helpers import USER
+
+    config = service_config(service_sandbox)
+    config.pop("api_keys")
+    url = start_service(config, args=["--no-auth"])
+    body = json.dumps({"asset": "ops_line", "inputs": {"to": USER, "messages": [{"type": "text", "text": "x"}]}})
+    status, _, got = api(url + "/v1/actions/line_send_push", "POST", body.encode(),
+                         headers={"Content-Type": "text/plain", "Origin": "https://evil.example",
+                                  "Host": "evil.example"})
+    assert status == 403
+    status, _, got = api(url + "/v1/actions/line_send_push", "POST", body.encode(),
+                         headers={"Content-Type": "text/plain"})
+    assert status == 415
+    assert service_sandbox.stats()["line"]["deliveries"] == 0
+
+
+# ------------------------------------------------------------ webhooks: whole or nothing, bounded
+
+def _signed(events, secret):
+    from line_connector.actions.line.webhook import signature
+
+    body = json.dumps({"destination": "U" + "d" * 32, "events": events}).encode("ascii")
+    return body, signature(body, secret)
+
+
+def _event(event_id, text="hello"):
+    return {"type": "message", "mode": "active", "timestamp": 1700000000000, "webhookEventId": event_id,
+            "source": {"type": "user", "userId": "U" + "a" * 32}, "replyToken": "r" * 32,
+            "deliveryContext": {"isRedelivery": False},
+            "message": {"type": "text", "id": "1", "quoteToken": "q", "text": text}}
+
+
+class Receiver:
+    """An http sink target that counts the POSTs it takes (200 each)."""
+
+    def __init__(self):
+        outer = self
+        self.posts = 0
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                outer.posts += 1
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = "http://127.0.0.1:%d/hook" % self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_poison_event_reaches_no_sink_and_stays_out_on_every_redelivery(tmp_path, sandbox):
+    """The finding: a lone surrogate (valid JSON escape syntax, no valid
+    text) in one event of a batch was written by the jsonl sink, refused by
+    the http sink, answered 500, and written again on each redelivery."""
+    from line_connector.actions.line.webhook import signature
+    from line_connector.service.app import create_app
+
+    receiver = Receiver()
+    try:
+        sink = tmp_path / "events.jsonl"
+        app = create_app(_config(tmp_path, sandbox, webhooks={"ops": {"asset": "ops_secret", "forward": [
+            {"jsonl": str(sink)}, {"http": receiver.url}]}}))
+        secret = sandbox.demo_assets()["line_channel_secret"]["channel_secret"]
+        good = [_event("01HPOISON0000000000000000%d" % i) for i in range(3)]
+        poison = _event("01HPOISON00000000000000009", text="x")
+        body, sig = _signed(good + [poison], secret)
+        body = body.replace(b'"text": "x"', b'"text": "\\ud800"')
+        body_sig = signature(body, secret)
+        for _ in range(3):  # LINE redelivers
+            status, _, got = wsgi(app, path="/v1/webhooks/ops", body=body,
+                                  headers={"X-Line-Signature": body_sig})
+            assert status == 400, got
+            assert "surrogate" in _json(got)["error"]
+        assert not sink.exists() and receiver.posts == 0
+        bad_shapes = ([{"type": 5}], [{"type": "message", "webhookEventId": 7}], ["text"],
+                      [{"type": "message", "timestamp": "soon"}])
+        for events in bad_shapes:
+            body, sig = _signed(events, secret)
+            assert wsgi(app, path="/v1/webhooks/ops", body=body, headers={"X-Line-Signature": sig})[0] == 400
+        body = b'{"destination": "U1", "events": [{"type": "message", "n": NaN}]}'
+        sig = signature(body, secret)
+        assert wsgi(app, path="/v1/webhooks/ops", body=body, headers={"X-Line-Signature": sig})[0] == 400
+        assert not sink.exists() and receiver.posts == 0
+        # the good events alone go to both sinks
+        body, sig = _signed(good, secret)
+        assert wsgi(app, path="/v1/webhooks/ops", body=body, headers={"X-Line-Signature": sig})[0] == 200
+        assert len(sink.read_text().splitlines()) == 3 and receiver.posts == 1
+    finally:
+        receiver.stop()
+
+
+class Hung:
+    """A TCP server that accepts connections and never answers."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(200)
+        self.url = "http://127.0.0.1:%d/never" % self.sock.getsockname()[1]
+        self.held = []
+        self.stopped = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        self.sock.settimeout(0.2)
+        while not self.stopped.is_set():
+            try:
+                self.held.append(self.sock.accept()[0])
+            except OSError:
+                continue
+
+    def stop(self):
+        self.stopped.set()
+        for conn in self.held:
+            conn.close()
+        self.sock.close()
+
+
+def _timed(fn):
+    import time
+
+    started = time.monotonic()
+    out = fn()
+    return out, time.monotonic() - started
+
+
+def test_a_hung_sink_holds_only_its_route(start_service, service_sandbox, service_config, api, keys, tmp_path):
+    """The finding: 40 concurrent signed deliveries to a route whose http
+    sink never answers made /healthz take 49 s. Now the route takes
+    ``concurrency`` deliveries (503 at once past that), and /healthz, an
+    action and another route answer within 2 s meanwhile. (About 12 s: the
+    held deliveries end at the http sink's own 10 s deadline.)"""
+    from concurrent.futures import ThreadPoolExecutor
+
+    hung = Hung()
+    try:
+        config = service_config(service_sandbox, webhooks={
+            "slow": {"asset": "ops_secret", "forward": [{"http": hung.url}]},
+            "fast": {"asset": "ops_secret", "forward": [{"jsonl": str(tmp_path / "fast.jsonl")}]}})
+        url = start_service(config)
+        secret = service_sandbox.demo_assets()["line_channel_secret"]["channel_secret"]
+
+        def deliver(route, i):
+            body, sig = _signed([_event("01HHUNG%s%019d" % (route[:1].upper(), i))], secret)
+            (status, headers, got), took = _timed(lambda: api(url + "/v1/webhooks/" + route, "POST", body,
+                                                              headers={"x-line-signature": sig}, timeout=60))
+            headers["took"] = took
+            return status, headers, got
+
+        with ThreadPoolExecutor(48) as pool:
+            flood = [pool.submit(deliver, "slow", i) for i in range(40)]
+            import time
+            time.sleep(1.0)  # the flood is in
+            (status, _, _), took = _timed(lambda: api(url + "/healthz"))
+            assert status == 200 and took < 2.0, took
+            (status, _, got), took = _timed(lambda: api(url + "/v1/actions/line_get_quota", "POST",
+                                                        {"asset": "ops_line"}, key=keys.api))
+            assert status == 200 and took < 2.0, (took, got)
+            (status, _, got), took = _timed(lambda: deliver("fast", 1))
+            assert status == 200 and took < 2.0, (took, got)
+            answers = [f.result() for f in flood]
+        statuses = sorted(a[0] for a in answers)
+        busy = [a for a in answers if a[0] == 503]
+        assert len(busy) == 40 - 4, statuses  # the route's default concurrency: 4
+        assert all(a[1].get("retry-after") == "1" for a in busy)
+        assert max(a[1]["took"] for a in busy) < 2.0  # at once, not queued behind the hung ones
+        assert statuses.count(500) == 4  # the held ones: the sink never answered, LINE redelivers
+        assert "Traceback" not in url.log_text()
+    finally:
+        hung.stop()
+
+
+# ------------------------------------------------------------ slow clients and the connection limit
+
+def _healthz_time(url):
+    (status, _, _), took = _timed(lambda: __import__("conftest").http_call(url + "/healthz", timeout=30))
+    return status, took
+
+
+def test_past_the_connection_limit_503_at_once_not_queued(sandbox, tmp_path):
+    """Every slot holds a request the app is running: the next connection
+    is answered 503 at once (waitress alone stops accepting and lets it
+    wait in the backlog). A slot that only holds a slow client is given to
+    the new connection instead."""
+    import time
+
+    from line_connector.service.app import FULL_ANSWER, make_server
+
+    release = threading.Event()
+
+    class SlowApp:
+        redactor = None
+
+        def __call__(self, environ, start_response):
+            if environ["PATH_INFO"] == "/slow":
+                release.wait(20)
+            start_response("200 OK", [("Content-Length", "2")])
+            return [b"ok"]
+
+    app = SlowApp()
+    from line_connector.redaction import Redactor
+    app.redactor = Redactor()
+    server = make_server(app, port=0, threads=2, connection_limit=6)
+    runner = threading.Thread(target=server.run, daemon=True)
+    runner.start()
+    port = int(server.effective_port)
+    url = "http://127.0.0.1:%d" % port
+    busy = []
+    try:
+        for _ in range(6):  # two run, four wait for a thread: none may be dropped
+            sock = socket.create_connection(("127.0.0.1", port))
+            sock.sendall(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+            busy.append(sock)
+        time.sleep(0.5)
+        started = time.monotonic()
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            got = b""
+            while True:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                got += chunk
+        assert got == FULL_ANSWER and time.monotonic() - started < 2.0
+        release.set()
+        for sock in busy:  # the held requests all complete
+            sock.settimeout(10)
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+            sock.close()
+        busy = []
+        # now fill the slots with slow clients: a new caller takes the oldest one's place
+        release.clear()
+        slow = []
+        for _ in range(6):
+            sock = socket.create_connection(("127.0.0.1", port))
+            sock.sendall(b"GET /slow HTTP/1.1\r\nHost: x\r\n")  # never finished
+            slow.append(sock)
+        time.sleep(0.5)
+        status, took = _healthz_time(url)
+        assert status == 200 and took < 2.0
+        for sock in slow:
+            sock.close()
+    finally:
+        release.set()
+        for sock in busy:
+            sock.close()
+        server.task_dispatcher.shutdown()
+        from waitress import wasyncore
+        wasyncore.close_all(server.map)
+
+
+class Slowloris:
+    """``n`` connections, each sending one more header line every
+    ``every`` seconds, never finishing (and ``bodies`` of them announcing
+    a body that arrives one byte at a time); a connection the server
+    closes is opened again at once, as an attacker would."""
+
+    def __init__(self, port, n=600, bodies=100, every=2.0):
+        import time
+
+        self.port, self.every, self.bodies = port, every, bodies
+        self.socks = [self._open(i) for i in range(n)]
+        self.stopped = threading.Event()
+        self.reopened = 0
+        self.thread = threading.Thread(target=self._drip, daemon=True)
+        self.thread.start()
+        self.time = time
+
+    def _open(self, i):
+        try:
+            sock = socket.create_connection(("127.0.0.1", self.port), timeout=5)
+            if i < self.bodies:
+                sock.sendall(b"POST /v1/actions/line_get_quota HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                             b"Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n{")
+            else:
+                sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+            return sock
+        except OSError:
+            return None
+
+    def _drip(self):
+        n = 0
+        while not self.stopped.wait(self.every):
+            n += 1
+            for i, sock in enumerate(self.socks):
+                if self.stopped.is_set():
+                    return
+                try:
+                    if sock is None:
+                        raise OSError
+                    sock.sendall(b" " if i < self.bodies else b"X-Drip-%d: x\r\n" % n)
+                except OSError:
+                    if sock is not None:
+                        sock.close()
+                    self.socks[i] = self._open(i)
+                    self.reopened += 1
+
+    def stop(self):
+        self.stopped.set()
+        self.thread.join(10)
+        for sock in self.socks:
+            if sock is not None:
+                sock.close()
+
+
+def test_600_slow_clients_never_delay_a_caller_by_2_s(start_service, service_sandbox, service_config, api, keys):
+    """The finding: 600 connections dripping one header line every 2 s
+    delayed /healthz by 20-30 s. Now /healthz and an action answer within
+    2 s while they are held (about 10 s: the drip must run a few rounds)."""
+    import time
+
+    url = start_service(service_config(service_sandbox))
+    port = int(url.rsplit(":", 1)[1])
+    attack = Slowloris(port)
+    try:
+        time.sleep(4.5)  # two rounds of drips
+        for _ in range(3):
+            status, took = _healthz_time(url)
+            assert status == 200 and took < 2.0, took
+            (status, _, got), took = _timed(lambda: api(url + "/v1/actions/line_get_quota", "POST",
+                                                        {"asset": "ops_line"}, key=keys.api))
+            assert status == 200 and took < 2.0, (took, got)
+            time.sleep(1.0)
+    finally:
+        attack.stop()
+    assert service_sandbox.stats()["requests"] == 3  # no dripped body ever reached the app
+    assert "Traceback" not in url.log_text()
+    assert any(r.get("event") == "connections_shed" for r in url.log_lines())
+
+
+def test_all_routes_together_keep_threads_for_everyone_else(tmp_path):
+    """The service sets a total bound below its thread count: with it
+    reached, a delivery to any route is 503 at once; freed, it is taken."""
+    from line_connector import state
+    from line_connector.service.webhooks import Ingress, Route
+    from line_connector.sinks import Sink
+
+    gate = threading.Event()
+    entered = threading.Semaphore(0)
+
+    class Blocking(Sink):
+        def hand_over(self, destination, events):
+            entered.release()
+            gate.wait(20)
+
+    secret = "routeSECRET-0123456789abcdef"
+    store = state.FileStore(str(tmp_path / "state"))
+    ingress = Ingress.for_routes([Route("a", secret, [Blocking("a")], concurrency=4),
+                                  Route("b", secret, [Blocking("b")], concurrency=4)],
+                                 store=store, log=lambda *a, **k: None, total_limit=2)
+
+    def deliver(route, i):
+        body, sig = _signed([_event("01HTOTAL%s%018d" % (route.upper(), i))], secret)
+        return ingress.handle(route, {"x-line-signature": sig}, body)
+
+    held = [threading.Thread(target=deliver, args=("a", i)) for i in range(2)]
+    for t in held:
+        t.start()
+    assert entered.acquire(timeout=10) and entered.acquire(timeout=10)
+    (status, answer), took = _timed(lambda: deliver("b", 1))
+    assert status == 503 and took < 1.0 and "busy" in answer["error"]
+    gate.set()
+    for t in held:
+        t.join(20)
+    gate.clear()
+    threading.Timer(0.2, gate.set).start()
+    assert deliver("b", 2)[0] == 200
