@@ -47,15 +47,20 @@ class UnknownAsset(InputError):
 class ServiceConfig:
     """The validated config. ``assets``: {name: ConfiguredAsset} in file
     order; ``api_keys`` (list, secret), ``state`` (str or None), ``webhooks``
-    ({route: {"asset", "forward"}}), ``allow_inline_assets`` (bool)."""
+    ({route: {"asset", "forward"}}), ``allow_inline_assets`` (bool),
+    ``inline_asset_hosts`` (list of ``host`` or ``host:port``) and
+    ``inline_policy`` (the ``InlineAssetPolicy`` built from them)."""
 
-    def __init__(self, path, assets, api_keys, state, webhooks, allow_inline_assets, redactor):
+    def __init__(self, path, assets, api_keys, state, webhooks, allow_inline_assets, redactor,
+                 inline_asset_hosts=()):
         self.path = path
         self.assets = assets
         self.api_keys = api_keys
         self.state = state
         self.webhooks = webhooks
         self.allow_inline_assets = allow_inline_assets
+        self.inline_asset_hosts = list(inline_asset_hosts)
+        self.inline_policy = InlineAssetPolicy(self.inline_asset_hosts)
         self.redactor = redactor  # knows every secret of the file, for whoever prints
 
     def assets_for(self, accepted):
@@ -244,9 +249,214 @@ def load_config(path, environ=None):
     if details:
         raise InputError("invalid config file", redactor.scrub_obj(details))
     manifest()  # a broken pack is loud here, not at the first call
+    hosts = data.get("inline_asset_hosts", [])
+    for i, entry in enumerate(hosts):
+        if parse_host_entry(entry) is None:
+            details.append({"path": "config.inline_asset_hosts[%d]" % i,
+                            "message": "must be a host name or an IP address, optionally with :port "
+                                       "(api.example.com, api.example.com:8443, 10.0.0.5:8080, [::1]:8090)"})
+    if details:
+        raise InputError("invalid config file", redactor.scrub_obj(details))
     return ServiceConfig(path=path, assets=assets, api_keys=list(data.get("api_keys", ())),
                          state=data.get("state"), webhooks=webhooks,
-                         allow_inline_assets=data.get("allow_inline_assets", False), redactor=redactor)
+                         allow_inline_assets=data.get("allow_inline_assets", False), redactor=redactor,
+                         inline_asset_hosts=hosts)
 
 
-__all__ = ["ConfiguredAsset", "ServiceConfig", "UnknownAsset", "load_config", "CONFIG_SCHEMA"]
+# ------------------------------------------------------------ inline assets
+#
+# Why a policy at all: an inline asset is a caller's object, and its URL
+# fields say where the service connects. Unchecked, a caller reaches
+# whatever the service can reach (a metadata endpoint, an admin port on
+# loopback, the private network) and gets the answer back in
+# ``json_body``. So an inline asset may reach only the vendors' public hosts
+# (the defaults of assets/*.yaml) and the hosts the operator listed in
+# ``inline_asset_hosts``; and whatever the name, only a public address,
+# unless the operator listed that very address. The check is made twice:
+# here, on the asset's text, for a 422 naming the field before anything is
+# sent; and by the transport (``line_connector.http.peer_policy``) on the
+# host each connection is for and the address it is about to connect to,
+# which is what decides: no spelling of an address (``127.1``,
+# ``0x7f.1``, ``2130706433``, ``[::1]``), no name resolving to a private
+# address, no DNS answer changed between the two checks gets through.
+
+def _canonical_host(host):
+    """``host`` lower-cased without a trailing dot; an IP address in its
+    canonical text (every spelling the C resolver accepts for IPv4:
+    ``127.1``, ``0x7f.1``, ``2130706433`` are all ``127.0.0.1``)."""
+    import ipaddress
+    import socket
+
+    host = host.strip().lower().rstrip(".")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        if host and all(c in "0123456789abcdefx." for c in host):
+            try:
+                return socket.inet_ntoa(socket.inet_aton(host))
+            except OSError:
+                pass
+        return host
+    if address.version == 6 and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return str(address)
+
+
+def _is_ip(host):
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def parse_host_entry(entry):
+    """(canonical host, port or None) of one ``inline_asset_hosts`` entry
+    (``host``, ``host:port``, ``[v6]``, ``[v6]:port``), or None when it is
+    not one."""
+    if not isinstance(entry, str) or not entry or any(c.isspace() or c in "/?#@" for c in entry):
+        return None
+    port = None
+    if entry.startswith("["):
+        host, _, rest = entry[1:].partition("]")
+        if rest:
+            if not rest.startswith(":"):
+                return None
+            port = rest[1:]
+        if not _is_ip(host):
+            return None
+    elif entry.count(":") == 1:
+        host, port = entry.split(":")
+    else:
+        host = entry
+    if port is not None:
+        if not port.isdigit() or not port.isascii() or not 1 <= int(port) <= 65535:
+            return None
+        port = int(port)
+    host = _canonical_host(host)
+    if not host or (":" in host and not _is_ip(host)):
+        return None
+    return host, port
+
+
+def _vendor_hosts():
+    """The hosts of every URL default of the pack's assets (api.line.me,
+    api-data.line.me, ...): the vendors' public hosts."""
+    from urllib.parse import urlsplit
+
+    from .manifest import manifest
+    from .validation import _REQUEST_URL_FIELDS
+
+    hosts = set()
+    pack = manifest()
+    for name in pack.asset_names:
+        for key, prop in pack.asset(name).schema.get("properties", {}).items():
+            default = prop.get("default")
+            if key in _REQUEST_URL_FIELDS and isinstance(default, str):
+                host = urlsplit(default).hostname
+                if host:
+                    hosts.add((_canonical_host(host), None))
+    return frozenset(hosts)
+
+
+class InlineAssetPolicy:
+    """Where an inline asset may connect: a host admitted by name (the
+    vendors' hosts, ``inline_asset_hosts``), and an address that is public
+    or listed itself. An entry without a port admits the default ports (443
+    and 80). Used by the service (``problems``, before a run) and, through
+    ``line_connector.http.peer_policy``, by the transport on every
+    connection (``allows_host``, ``allows_address``)."""
+
+    DEFAULT_PORTS = (80, 443)
+
+    def __init__(self, entries=()):
+        listed = [parse_host_entry(e) for e in entries]
+        self.listed = frozenset(e for e in listed if e is not None)
+        self._vendors = None
+
+    @property
+    def hosts(self):
+        if self._vendors is None:
+            self._vendors = _vendor_hosts()
+        return self._vendors | self.listed
+
+    def _admits(self, entries, host, port):
+        return (host, port) in entries or ((host, None) in entries and port in self.DEFAULT_PORTS)
+
+    def allows_host(self, host, port):
+        """May a connection be made for ``host``:``port`` (as the URL names it)?"""
+        return self._admits(self.hosts, _canonical_host(host), port)
+
+    def allows_address(self, ip, port):
+        """May a connection be made to address ``ip``:``port``? A public
+        address, or one the operator listed itself (a name admits only
+        public addresses: a name is not a promise about where it resolves)."""
+        import ipaddress
+
+        text = _canonical_host(ip)
+        if self._admits(self.listed, text, port):
+            return True
+        try:
+            address = ipaddress.ip_address(text)
+        except ValueError:
+            return False
+        return address.is_global and not address.is_multicast
+
+    def problems(self, asset, resolve=True):
+        """Details for every URL field of an inline asset (a dict as the
+        caller sent it) that names a host or an address it may not reach.
+        Names listed by the operator are resolved here too (the vendors'
+        hosts are public; the transport checks every connection anyway),
+        so a listed name that resolves to a private address is a 422 with
+        its field, not a connection failure."""
+        import socket
+        from urllib3.util import parse_url
+
+        from .validation import _REQUEST_URL_FIELDS
+
+        details = []
+        for key in sorted(asset) if isinstance(asset, dict) else ():
+            value = asset[key]
+            if key not in _REQUEST_URL_FIELDS + ("http_proxy",) or not isinstance(value, str):
+                continue
+            path = "asset." + key
+            try:
+                parsed = parse_url(value)
+                host, port = parsed.host, parsed.port or {"https": 443, "http": 80}.get(parsed.scheme or "")
+            except Exception:  # noqa: BLE001 - the URL check of the runner names it
+                continue
+            if not host or port is None:
+                continue
+            if not self.allows_host(host, port):
+                details.append({"path": path, "message": "names a host an inline asset may not reach: only "
+                                "the vendors' hosts and the config's inline_asset_hosts are allowed"})
+                continue
+            canonical = _canonical_host(host)
+            if not resolve or (canonical, None) in self._vendors_only() or _is_ip(canonical):
+                if _is_ip(canonical) and not self.allows_address(canonical, port):
+                    details.append({"path": path, "message": "names an address an inline asset may not "
+                                    "reach (loopback, private, link-local or reserved)"})
+                continue
+            try:
+                infos = socket.getaddrinfo(canonical, port, 0, socket.SOCK_STREAM)
+            except (OSError, UnicodeError):
+                continue  # the transport reports it: not sent
+            if any(not self.allows_address(info[4][0], port) for info in infos):
+                details.append({"path": path, "message": "names a host that resolves to an address an inline "
+                                "asset may not reach (loopback, private, link-local or reserved); list that "
+                                "address in inline_asset_hosts to allow it"})
+        return details
+
+    def _vendors_only(self):
+        return self.hosts - self.listed
+
+    def __repr__(self):
+        return "InlineAssetPolicy(listed=%d)" % len(self.listed)
+
+
+__all__ = ["ConfiguredAsset", "ServiceConfig", "UnknownAsset", "InlineAssetPolicy", "load_config",
+           "parse_host_entry", "CONFIG_SCHEMA"]

@@ -274,7 +274,8 @@ def _watched_pool_classes():
 
     class _Watched:
         def _new_conn(self):
-            sock = super()._new_conn()
+            policy = _PEER_POLICY.get()
+            sock = super()._new_conn() if policy is None else _vetted_conn(self, policy)
             _register(sock)
             return sock
 
@@ -312,6 +313,58 @@ def _watched_pool_classes():
         ConnectionCls = WatchedHTTPSConnection
 
     return {"http": WatchedHTTPPool, "https": WatchedHTTPSPool}
+
+
+#: where connections may go, for a run whose URLs come from a caller (the
+#: service's inline assets); None: anywhere. See ``peer_policy``.
+_PEER_POLICY = contextvars.ContextVar("line_connector_peer_policy", default=None)
+
+
+@contextmanager
+def peer_policy(policy):
+    """Within it, every new connection is checked against ``policy`` (an
+    object with ``allows_host(host, port)`` and ``allows_address(ip,
+    port)``, e.g. ``config.InlineAssetPolicy``): the host it is for, and
+    each address the name resolves to, *before* connecting to it, so a
+    DNS answer changed since any earlier check cannot slip through. A
+    refused connection is an ordinary "not sent" failure. ``client_for``
+    gives such runs clients of their own, so they never reuse a connection
+    made without the check."""
+    token = _PEER_POLICY.set(policy)
+    try:
+        yield
+    finally:
+        _PEER_POLICY.reset(token)
+
+
+def _vetted_conn(conn, policy):
+    """The socket of urllib3 connection ``conn``, connected only to an
+    address ``policy`` allows (as urllib3's own ``_new_conn``, with the
+    resolution done here so that the address checked is the one used)."""
+    from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+    from urllib3.util.connection import create_connection
+
+    host, port = conn._dns_host, conn.port
+    if not policy.allows_host(host, port):
+        raise NewConnectionError(conn, "refused: this host may not be reached with an inline asset")
+    try:
+        infos = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        raise NewConnectionError(conn, "Failed to resolve the host name") from None
+    addresses = [info[4][0] for info in infos]
+    allowed = [a for a in addresses if policy.allows_address(a, port)]
+    if not allowed or len(allowed) < len(addresses):  # one private answer taints the name
+        raise NewConnectionError(conn, "refused: the host resolves to an address an inline asset may not reach")
+    last = None
+    for address in allowed:
+        try:
+            return create_connection((address, port), conn.timeout, source_address=conn.source_address,
+                                     socket_options=conn.socket_options)
+        except socket.timeout:
+            last = ConnectTimeoutError(conn, "Connection to %s timed out" % host)
+        except OSError as exc:
+            last = NewConnectionError(conn, "Failed to establish a new connection: %s" % exc)
+    raise last
 
 
 def _adapter_class():
@@ -816,7 +869,7 @@ def client_for(verify=True, proxy=None, timeout=DEFAULT_TIMEOUT, pool_size=10):
     reuse connections. The environment's CA bundle is part of the setting
     (and checked here, before anything is sent)."""
     bundle = env_ca_bundle() if verify is True else None
-    key = (bool(verify), bundle, proxy or None, tuple(timeout), pool_size)
+    key = (bool(verify), bundle, proxy or None, tuple(timeout), pool_size, _PEER_POLICY.get())
     with _CLIENTS_LOCK:
         client = _CLIENTS.get(key)
         if client is None:

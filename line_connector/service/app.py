@@ -119,14 +119,19 @@ def _parse_body(body):
     return doc
 
 
-def content_length(environ):
+def content_length(environ, absent_is_empty=False):
     """The announced body size, checked before anything is read. Chunked
     bodies (no Content-Length) are accepted only when the server says the
-    stream ends by itself (``wsgi.input_terminated``): None then."""
+    stream ends by itself (``wsgi.input_terminated``): None then. With
+    ``absent_is_empty``, a request with neither Content-Length nor
+    Transfer-Encoding has no body (RFC 9112 section 6.3): 0."""
     raw = environ.get("CONTENT_LENGTH")
     if raw is None or raw == "":
-        if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower() and environ.get("wsgi.input_terminated"):
+        encoding = environ.get("HTTP_TRANSFER_ENCODING", "")
+        if "chunked" in encoding.lower() and environ.get("wsgi.input_terminated"):
             return None
+        if absent_is_empty and not encoding:
+            return 0
         raise HttpError(411, "a Content-Length header is required", "headers.content-length",
                         "is missing; send the body with a Content-Length header")
     text = str(raw).strip()
@@ -144,9 +149,9 @@ class ClientGone(Exception):
     """The client closed the connection before the announced body arrived."""
 
 
-def read_body(environ):
+def read_body(environ, absent_is_empty=False):
     """Exactly the announced bytes (at most ``MAX_BODY``)."""
-    size = content_length(environ)
+    size = content_length(environ, absent_is_empty)
     stream = environ["wsgi.input"]
     if size is None:  # chunked, terminated by the server: read one byte past the limit
         data = bytearray()
@@ -171,6 +176,82 @@ def read_body(environ):
     except Exception:  # the server's "client disconnected" (waitress, gunicorn)
         raise ClientGone() from None
     return bytes(data)
+
+
+class InlineAsset(dict):
+    """An asset object sent by the caller (``allow_inline_assets``): its run
+    may connect only where ``config.inline_policy`` allows."""
+
+
+def has_body(environ):
+    """Does the request announce a body (a non-zero length, or chunks)?"""
+    raw = str(environ.get("CONTENT_LENGTH") or "").strip()
+    return (raw not in ("", "0")) or bool(environ.get("HTTP_TRANSFER_ENCODING"))
+
+
+def require_json(environ):
+    """415 unless a request with a body says ``Content-Type:
+    application/json`` (parameters such as ``; charset=utf-8`` are fine).
+    Why: a browser sends a cross-site ``text/plain`` or form POST without
+    asking first (no CORS preflight), but never an ``application/json``
+    one; and a body in another format is a client's mistake, said plainly."""
+    if not has_body(environ):
+        return
+    media = str(environ.get("CONTENT_TYPE") or "").split(";", 1)[0].strip().lower()
+    if media != JSON_TYPE:
+        raise HttpError(415, "the request body must be application/json", "headers.content-type",
+                        "must be application/json (got %s)" % (repr(media[:60]) if media else "none"))
+
+
+_LOOPBACK_NAMES = ("localhost", "localhost.", "::1")
+
+
+def _loopback_name(host):
+    """Is ``host`` (no port) a loopback name: localhost, 127.x.x.x, ::1?"""
+    import ipaddress
+
+    host = host.strip().lower()
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if host in _LOOPBACK_NAMES or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _split_host(value):
+    """The host part of a ``Host`` header or an origin's authority."""
+    value = value.strip()
+    if value.startswith("["):
+        return value[:value.find("]") + 1] if "]" in value else value
+    return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+
+
+def same_site_only(environ):
+    """Under ``--no-auth`` (no API key stands between a web page and the
+    actions): 403 for a request a browser made on behalf of another site.
+    ``Origin`` (not a loopback origin) or ``Sec-Fetch-Site: cross-site``
+    is a cross-site request (CSRF); a ``Host`` that is not a loopback name
+    is DNS rebinding (a page on evil.example whose name now resolves to
+    127.0.0.1). A client that is no browser sends neither header, and its
+    ``Host`` is the loopback address it connected to."""
+    host = environ.get("HTTP_HOST")
+    if host is not None and not _loopback_name(_split_host(host)):
+        raise HttpError(403, "this service answers only requests for a loopback host name", "headers.host",
+                        "must be localhost, 127.0.0.1 or [::1] (with --no-auth, a foreign host name is "
+                        "how a web page would reach the service)")
+    origin = environ.get("HTTP_ORIGIN")
+    if origin is not None:
+        scheme, sep, rest = origin.strip().partition("://")
+        if not sep or scheme.lower() not in ("http", "https") or not _loopback_name(_split_host(rest)):
+            raise HttpError(403, "cross-site requests are refused", "headers.origin",
+                            "must be a loopback origin: with --no-auth, a web page of another site must not "
+                            "run actions")
+    if str(environ.get("HTTP_SEC_FETCH_SITE", "")).strip().lower() == "cross-site":
+        raise HttpError(403, "cross-site requests are refused", "headers.sec-fetch-site",
+                        "is cross-site: with --no-auth, a web page of another site must not run actions")
 
 
 def _bearer(environ):
@@ -209,6 +290,13 @@ class ServiceApp:
             from .webhooks import Ingress
 
             self._ingress = Ingress(config, self.metrics, log=self.log)
+
+    def reserve_threads(self, threads):
+        """The server runs the app on ``threads`` threads: webhook
+        deliveries together may hold all but two of them, so a hung sink
+        never leaves actions and ``/healthz`` without a thread."""
+        if self._ingress is not None:
+            self._ingress.set_total_limit(max(1, threads - 2))
 
     def close(self):
         """Release the webhook sinks (files, connections)."""
@@ -290,6 +378,8 @@ class ServiceApp:
     def _dispatch(self, environ, info):
         method = environ.get("REQUEST_METHOD", "GET").upper()
         path = environ.get("PATH_INFO", "") or "/"
+        if self.no_auth:
+            same_site_only(environ)
         if path in PUBLIC_PATHS:
             if method not in ("GET", "HEAD"):
                 raise HttpError(405, "method %s is not allowed here; use GET" % method[:16],
@@ -348,6 +438,7 @@ class ServiceApp:
             raise HttpError(404, "no such webhook route", "path",
                             "is not a webhook route of the config (config.webhooks)")
         info["route"] = route
+        require_json(environ)
         body = read_body(environ)
         headers = {}
         for key, value in environ.items():
@@ -356,7 +447,7 @@ class ServiceApp:
         if environ.get("CONTENT_TYPE"):
             headers["content-type"] = environ["CONTENT_TYPE"]
         status, payload = self._ingress.handle(route, headers, body)
-        return status, [], json_bytes(payload)
+        return status, [("Retry-After", "1")] if status == 503 else [], json_bytes(payload)
 
     # ------------------------------------------------------------ actions
 
@@ -371,8 +462,10 @@ class ServiceApp:
                             "is not an action of this service; GET /v1/actions lists them") from None
         info["action"] = spec.name
         idem_key = self._idempotency_key(environ)
-        body = read_body(environ)
-        doc = _parse_body(body)
+        require_json(environ)
+        # no body at all is {} (README: asset and inputs may be left out)
+        body = read_body(environ, absent_is_empty=True)
+        doc = _parse_body(body) if body else {}
         try:
             asset_label, asset, inputs = self._request_parts(spec, doc)
         except HttpError:
@@ -417,9 +510,14 @@ class ServiceApp:
                 raise HttpError(422, "inline assets are not allowed", "asset",
                                 "must name a configured asset; inline asset objects need "
                                 "allow_inline_assets: true in the config")
+            unreachable = self.config.inline_policy.problems(wanted)
+            if unreachable:
+                err = HttpError(422, "the inline asset names a host it may not reach")
+                err.body["details"] = unreachable
+                raise err
             digest = hashlib.sha256(json.dumps(wanted, sort_keys=True, ensure_ascii=True,
                                                default=str).encode("ascii")).hexdigest()
-            return "inline:" + digest, dict(wanted), inputs
+            return "inline:" + digest, InlineAsset(wanted), inputs
         from ..config import UnknownAsset
 
         try:
@@ -440,14 +538,16 @@ class ServiceApp:
         return status, payload
 
     def _run_counted(self, spec, asset, inputs):
-        from ..http import observe_attempts
+        from ..http import observe_attempts, peer_policy
         from ..runner import run_action
 
         run = self._run or run_action
         name = spec.name
         metrics = self.metrics
+        # an inline asset's URLs are the caller's: every connection of its run is checked
+        policy = self.config.inline_policy if isinstance(asset, InlineAsset) else None
         try:
-            with observe_attempts(lambda seconds: metrics.observe_latency(name, seconds)):
+            with observe_attempts(lambda seconds: metrics.observe_latency(name, seconds)), peer_policy(policy):
                 output = run(name, asset, inputs, local_files=False)
         except StateMisconfigured as exc:  # the service's setting, not the caller's input: nothing was sent
             metrics.count_request(name, "error")
@@ -598,18 +698,60 @@ DRAIN_MARGIN = 5.0
 #: waitress internals the guard below relies on; checked at start so a
 #: waitress that renamed one fails loudly instead of silently unguarded
 _WAITRESS_NEEDS = (("waitress.channel", "HTTPChannel", ("received", "request", "will_close",
-                                                       "total_outbufs_len")),
+                                                       "total_outbufs_len", "last_activity", "handle_close")),
                    ("waitress.parser", "HTTPRequestParser", ("headers_finished", "completed")),
-                   ("waitress.server", "TcpWSGIServer", ("maintenance", "channel_class", "readable")),
+                   ("waitress.server", "TcpWSGIServer", ("maintenance", "channel_class", "readable",
+                                                         "handle_accept", "accept", "set_socket_options",
+                                                         "fix_addr", "next_channel_cleanup")),
                    ("waitress.server", "MultiSocketServer", ()),
                    ("waitress.task", "ThreadedTaskDispatcher", ("set_thread_count", "shutdown")),
                    ("waitress.adjustments", "Adjustments", ("listen", "cleanup_interval")),
                    ("waitress.wasyncore", "loop", ()))
 
 
+#: the answer to a connection past the limit: written at once, then closed
+_FULL_BODY = b'{"error": "the service has as many connections as it takes; retry shortly", "details": []}\n'
+FULL_ANSWER = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+               b"Content-Length: %d\r\nRetry-After: 1\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n"
+               % len(_FULL_BODY)) + _FULL_BODY
+
+
+def _refuse(conn):
+    """Answer 503 on a just-accepted socket and close it, without ever
+    blocking the server's loop: one non-blocking send (the answer is far
+    smaller than any socket buffer), then what the client already sent is
+    read off (closing on unread data would reset the connection, and the
+    client could lose the answer)."""
+    import socket
+
+    try:
+        conn.setblocking(False)
+        conn.send(FULL_ANSWER)
+        conn.shutdown(socket.SHUT_WR)
+        for _ in range(16):
+            if not conn.recv(65536):
+                break
+    except OSError:
+        pass
+    finally:
+        conn.close()
+
+
 def _guarded_waitress():
     """(server class, channel class): waitress's TCP server whose
-    connections have an absolute time limit per request.
+    connections have an absolute time limit per request, and which sheds
+    load at the connection limit instead of queueing.
+
+    At the limit (issue 20): waitress stops accepting, so new connections
+    wait in the kernel's backlog until a slot frees, and 600 slow clients
+    delayed a ``/healthz`` by 20-30 s. Here the server always accepts; a
+    new connection past the limit takes the slot of the connection that
+    has done the least for the longest time (a request still arriving,
+    oldest first; then an idle keep-alive connection, longest idle first:
+    nothing of either has reached the app, so nothing is lost but a slow
+    client's place). Only when every connection has a request in the app
+    or an answer still being sent is the new one answered 503 at once and
+    closed.
 
     Why: waitress's ``channel_timeout`` is an idle timeout, reset by every
     byte, so a client sending one header line every few seconds (slowloris)
@@ -648,9 +790,59 @@ def _guarded_waitress():
     class DeadlineServer(TcpWSGIServer):
         channel_class = DeadlineChannel
         redactor = None
+        shed = None  # {"evicted": n, "refused": n} since the last log line
+
+        def readable(self):
+            """Always accepting (see handle_accept); the periodic
+            maintenance as waitress does it."""
+            now = time.time()
+            if now >= self.next_channel_cleanup:
+                self.next_channel_cleanup = now + self.adj.cleanup_interval
+                self.maintenance(now)
+            return self.accepting
+
+        def _victim(self):
+            """The connection to give up for a new one, or None: one with
+            nothing in the app and nothing left to send; a request still
+            arriving first (oldest first), then the longest idle."""
+            best, best_key = None, None
+            for channel in self.active_channels.values():
+                if channel.requests or channel.total_outbufs_len or channel.will_close:
+                    continue
+                started = getattr(channel, "request_started", None)
+                key = (0, started) if started is not None and channel.request is not None \
+                    else (1, channel.last_activity)
+                if best_key is None or key < best_key:
+                    best, best_key = channel, key
+            return best
+
+        def handle_accept(self):
+            if len(self.active_channels) < self.adj.connection_limit:
+                return super().handle_accept()
+            try:
+                pair = self.accept()
+                if pair is None:
+                    return
+                conn, addr = pair
+                self.set_socket_options(conn)
+            except OSError:
+                return
+            if self.shed is None:
+                self.shed = {"evicted": 0, "refused": 0}
+            victim = self._victim()
+            if victim is None:
+                self.shed["refused"] += 1
+                _refuse(conn)
+                return
+            self.shed["evicted"] += 1
+            victim.handle_close()
+            self.channel_class(self, conn, self.fix_addr(addr), self.adj, map=self._map)
 
         def maintenance(self, now):
             super().maintenance(now)  # the idle timeout
+            if self.shed and (self.shed["evicted"] or self.shed["refused"]):
+                log_line("connections_shed", self.redactor, limit=self.adj.connection_limit, **self.shed)
+                self.shed = None
             mono = time.monotonic()
             for channel in list(self.active_channels.values()):
                 started, request = getattr(channel, "request_started", None), channel.request
@@ -761,6 +953,7 @@ def serve(config, host="127.0.0.1", port=8080, threads=8, no_auth=False, channel
             "path": "--no-auth", "message": "serves every action without an API key, so it is allowed only on "
                                             "a loopback address (--host 127.0.0.1 or ::1), not %s" % host}])
     app = create_app(config, no_auth=no_auth)
+    app.reserve_threads(threads)
     server = make_server(app, host=host, port=port, threads=threads, channel_timeout=channel_timeout)
     port = getattr(server, "effective_port", port)
     shown = "[%s]" % host if ":" in host else host

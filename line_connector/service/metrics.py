@@ -44,7 +44,7 @@ class Metrics:
             ["action"], registry=self.registry)
         self.webhook_events = Counter(
             "line_connector_webhook_events",
-            "Webhook events by route and outcome (handed_over, duplicate, rejected, sink_failed).",
+            "Webhook events by route and outcome (handed_over, duplicate, sink_failed; deliveries rejected, busy).",
             ["route", "outcome"], registry=self.registry)
 
     def action_label(self, name):

@@ -173,6 +173,8 @@ def _error_responses(kinds):
         "409": ("A request with this Idempotency-Key is still running; retry later", ERROR),
         "411": ("Content-Length is required", ERROR),
         "413": ("The body is larger than 10 MiB", ERROR),
+        "403": ("Refused without an API key (--no-auth): the request came from another site or named a "
+                "host that is not a loopback name", ERROR),
         "415": ("The body is not application/json", ERROR),
         "422": ("Invalid inputs or asset, or an Idempotency-Key reused with another body; nothing was sent",
                 INVALID),
@@ -218,7 +220,8 @@ def _action_path(config, spec, defs, names):
         "responses": dict({"200": {"description": "The output, exactly as the CLI prints it",
                                    "headers": {"Idempotent-Replayed": replayed},
                                    "content": {"application/json": {"schema": _ref(spec.name + ".output")}}}},
-                          **_error_responses(("400", "401", "404", "409", "411", "413", "422", "500", "502", "503"))),
+                          **_error_responses(("400", "401", "403", "404", "409", "411", "413", "415", "422", "500", "502",
+                                             "503"))),
     }
     for code in ("422", "502"):
         operation["responses"][code]["headers"] = {"Idempotent-Replayed": replayed}
@@ -260,6 +263,9 @@ def _webhook_path(config):
             "404": fail("Unknown route"),
             "411": fail("Content-Length is required"),
             "413": fail("The body is larger than 10 MiB"),
+            "415": fail("The body is not application/json"),
+            "503": fail("The route is busy: as many deliveries as it takes at once are being handed over "
+                        "(its sinks are slow); LINE redelivers later"),
             "500": fail("A sink or the state store failed: nothing is marked as handed over, LINE "
                         "redelivers, and events already handed over are not handed over twice"),
         },

@@ -39,6 +39,25 @@ What one delivery goes through, and why:
    explicitly allows an unshared store (the one-process development
    receiver does).
 
+Before any of that reaches a sink, two gates:
+
+* **The body is checked whole** (``body_problem``): strict JSON values
+  (no NaN or Infinity, no lone surrogate such as an escaped ``"\\ud800"``,
+  integers within 64 bits, a bounded depth) and the shape LINE sends
+  (``destination`` a string, ``events`` a list of objects, each with a
+  ``type``; ``webhookEventId`` and ``timestamp`` of the right type when
+  present). A body one sink would refuse is 400 and reaches no sink: else
+  the jsonl sink would write a poison event, the http sink refuse it, the
+  answer be 500 and LINE's redelivery write it again, forever.
+* **Bounded concurrency per route** (``concurrency`` in the route's
+  config, default ``ROUTE_CONCURRENCY``), and over all routes together
+  (``total_limit``: the service keeps some of its server's threads for
+  actions and ``/healthz``). A delivery past the bound is 503 at once,
+  with nothing handed over (LINE redelivers): a route whose sink hangs
+  holds at most its own slots for at most ``DEADLINE``, and every other
+  caller keeps being answered. The slots are taken without waiting: a
+  queue in front of a hung sink would only hold more server threads.
+
 Everything a delivery does is bounded by ``DEADLINE`` (locks, sinks and
 their retries), so LINE gets an answer. Answers and log lines hold fixed
 texts, event counts, route names and sink places (``config.webhooks.ops.
@@ -46,9 +65,11 @@ forward[1] (http)``): never the channel secret, a sink URL or an event.
 
 Metrics (``metrics.webhook_events``, labels route and outcome): events
 ``handed_over``, ``duplicate``, ``sink_failed`` (events of a delivery a sink
-or the store failed), and deliveries ``rejected`` (bad signature or body).
+or the store failed), and deliveries ``rejected`` (bad signature or body)
+or ``busy`` (refused with 503: the route was saturated).
 """
 import contextlib
+import threading
 import time
 
 from ..actions.line.webhook import parse
@@ -62,16 +83,47 @@ TTL = 24 * 3600
 DEADLINE = 30.0
 #: seconds a delivery waits for the locks held by another delivery of its events
 LOCK_WAIT = 20.0
+#: deliveries of one route handed over at the same time, unless its config says
+#: ``concurrency``; one more is answered 503 at once
+ROUTE_CONCURRENCY = 4
+
+
+def body_problem(doc, events):
+    """Why a verified webhook body is not one every sink can take as it is
+    (or None): ``doc`` the parsed body, ``events`` its events as the
+    ingress hands them over. Never quotes a value."""
+    from ..validation import json_value_problems
+
+    if "destination" in doc and not isinstance(doc["destination"], str):
+        return "body.destination must be a string"
+    for i, event in enumerate(doc["events"]):
+        if not isinstance(event, dict):
+            return "body.events[%d] must be an object" % i
+        if not isinstance(event.get("type"), str) or not event["type"]:
+            return "body.events[%d].type must be a non-empty string" % i
+        if "webhookEventId" in event and not (isinstance(event["webhookEventId"], str)
+                                              and event["webhookEventId"]):
+            return "body.events[%d].webhookEventId must be a non-empty string" % i
+        if "timestamp" in event and (isinstance(event["timestamp"], bool)
+                                     or not isinstance(event["timestamp"], int)):
+            return "body.events[%d].timestamp must be an integer (milliseconds)" % i
+    problems = json_value_problems({"destination": doc.get("destination"), "events": events}, "body")
+    if problems:
+        return "%s %s" % (problems[0]["path"], problems[0]["message"])
+    return None
 
 
 class Route:
     """One webhook route: its channel secret and its sinks. The repr never
     shows the secret."""
 
-    __slots__ = ("name", "secret", "sinks")
+    __slots__ = ("name", "secret", "sinks", "slots")
 
-    def __init__(self, name, secret, sinks):
+    def __init__(self, name, secret, sinks, concurrency=None):
         self.name, self.secret, self.sinks = name, secret, list(sinks)
+        #: deliveries of this route being handed over, at most ``concurrency``
+        #: (None: no bound; the service's routes always have one, see ``_routes_of``)
+        self.slots = threading.BoundedSemaphore(concurrency) if concurrency else None
 
     def __repr__(self):
         return "Route(%r, sinks=%r)" % (self.name, self.sinks)
@@ -98,8 +150,10 @@ class Ingress:
     (the development receiver)."""
 
     def __init__(self, config=None, metrics=None, store=None, log=None, routes=None,
-                 allow_unshared_state=False, deadline=DEADLINE, lock_wait=LOCK_WAIT):
+                 allow_unshared_state=False, deadline=DEADLINE, lock_wait=LOCK_WAIT, total_limit=None):
         self.metrics = metrics
+        self._total = None
+        self.set_total_limit(total_limit)
         self._store = store
         self.log = log or _default_log()
         self.allow_unshared_state = allow_unshared_state
@@ -108,6 +162,12 @@ class Ingress:
         self.routes = dict(routes or {})
         if config is not None:
             self.routes.update(self._routes_of(config))
+
+    def set_total_limit(self, limit):
+        """At most ``limit`` deliveries of all routes together (None: only
+        the per-route bounds). The service sets it below its server's
+        thread count, so webhooks never take every thread."""
+        self._total = threading.BoundedSemaphore(limit) if limit else None
 
     @classmethod
     def for_routes(cls, routes, **options):
@@ -129,7 +189,7 @@ class Ingress:
             except InputError as exc:
                 details.extend(exc.details)
                 continue
-            routes[name] = Route(name, secret, sinks)
+            routes[name] = Route(name, secret, sinks, spec.get("concurrency", ROUTE_CONCURRENCY))
         if details:
             for route in routes.values():
                 for sink in route.sinks:
@@ -182,18 +242,47 @@ class Ingress:
             return self._reject(name, output["error"])
         events = output["events"]
         try:
-            for event in events:
-                event_line(event)
+            problem = body_problem({"destination": output.get("destination"),
+                                    "events": [e["raw"] for e in events]}, events)
+            if problem is None:
+                for event in events:
+                    event_line(event)
         except ValueError:  # NaN or Infinity: no sink could take it as strict JSON
-            return self._reject(name, "body holds a number that is not valid JSON (NaN or Infinity)")
+            problem = "body holds a number that is not valid JSON (NaN or Infinity)"
         except RecursionError:
-            return self._reject(name, "body is nested too deeply")
+            problem = "body is nested too deeply"
+        if problem is not None:  # whole or nothing: no sink sees any event of it
+            return self._reject(name, problem)
         if not events:  # LINE's "verify" request: nothing to hand over
             return 200, {"handed_over": 0, "duplicates": 0}
         from ..http import deadline_scope
 
-        with deadline_scope(self.deadline):
-            return self._deliver(route, output.get("destination"), events)
+        slots = route.slots
+        if slots is not None and not slots.acquire(blocking=False):
+            return self._busy(route.name, len(events), "its sinks are still taking earlier deliveries")
+        try:
+            total = self._total
+            if total is not None and not total.acquire(blocking=False):
+                return self._busy(route.name, len(events), "the service is handing over as many deliveries "
+                                                           "as it takes at once")
+            try:
+                with deadline_scope(self.deadline):
+                    return self._deliver(route, output.get("destination"), events)
+            finally:
+                if total is not None:
+                    total.release()
+        finally:
+            if slots is not None:
+                slots.release()
+
+    def _busy(self, route, n, why):
+        """503 at once: the route (or all routes together) is saturated;
+        nothing was handed over or marked, so LINE's redelivery brings the
+        events again."""
+        self._count(route, "busy", 1)
+        self.log("webhook_busy", route=route, events=n, message=why)
+        return 503, {"error": "the route is busy (%s): nothing was handed over; LINE redelivers the events"
+                              % why}
 
     def _deliver(self, route, destination, events):
         from .. import state
@@ -281,4 +370,4 @@ class Ingress:
                               "nothing was handed over; LINE redelivers the events" % reason}
 
 
-__all__ = ["Ingress", "Route", "NAMESPACE", "TTL", "DEADLINE"]
+__all__ = ["Ingress", "Route", "NAMESPACE", "TTL", "DEADLINE", "ROUTE_CONCURRENCY", "body_problem"]

@@ -212,7 +212,14 @@ def test_inline_assets_only_when_allowed(start_service, service_sandbox, service
     status, _, body = api(url + "/v1/actions/line_get_quota", "POST", {"asset": inline}, key=keys.api)
     assert status == 422 and _json(body)["details"][0]["path"] == "asset"
     assert service_sandbox.stats()["requests"] == 0
+    # SPEC 12: an inline asset reaches only the vendors' hosts and inline_asset_hosts
+    # (the sandbox is on loopback, so it is listed by address and port)
     url = start_service(service_config(service_sandbox, allow_inline_assets=True))
+    status, _, body = api(url + "/v1/actions/line_get_quota", "POST", {"asset": inline}, key=keys.api)
+    assert status == 422 and [d["path"] for d in _json(body)["details"]] == ["asset.data_url", "asset.url"]
+    assert service_sandbox.stats()["requests"] == 0
+    url = start_service(service_config(service_sandbox, allow_inline_assets=True,
+                                       inline_asset_hosts=[service_sandbox.url.split("//", 1)[1]]))
     status, _, body = api(url + "/v1/actions/line_get_quota", "POST", {"asset": inline}, key=keys.api)
     assert status == 200
     assert inline["token"] not in body.decode("utf-8")
@@ -223,7 +230,7 @@ def test_inline_assets_only_when_allowed(start_service, service_sandbox, service
 def test_body_limits_answered_without_reading(start_service, service_sandbox, service_config, raw, raw_status,
                                               keys):
     """Content-Length is judged before the body is read: a huge one is 413
-    at once (the body is never sent here), a missing one 411, a bad one 400."""
+    at once (the body is never sent here), a missing one means no body, a bad one 400."""
     url = start_service(service_config(service_sandbox))
     head = ("POST /v1/actions/line_get_quota HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
             "Content-Type: application/json\r\n" % keys.api)
@@ -234,8 +241,10 @@ def test_body_limits_answered_without_reading(start_service, service_sandbox, se
     for bad in ("-1", "abc", "1.5", "0x10"):
         got, closed = raw(url, (head + "Content-Length: %s\r\n\r\n{}" % bad).encode(), read_timeout=15)
         assert raw_status(got) == 400, bad
+    # no Content-Length and no Transfer-Encoding: no body (RFC 9112 6.3), read as {} (SPEC 12 / issue 20:
+    # "inputs may be left out"); two LINE token assets fit here, so the asset must be named: 422
     got, closed = raw(url, (head + "Connection: close\r\n\r\n").encode(), read_timeout=15)
-    assert raw_status(got) == 411
+    assert raw_status(got) == 422 and b'"path": "asset"' in got
     # a real body past 10 MiB, sent whole: 413, and the service still serves
     big = b'{"inputs": {"x": "' + b"a" * (10 * 1024 * 1024) + b'"}}'
     got, closed = raw(url, (head + "Content-Length: %d\r\n\r\n" % len(big)).encode() + big, read_timeout=30)
@@ -281,6 +290,7 @@ def test_client_disconnects_are_harmless(start_service, service_config, api, key
     # hang up while the (slow) action runs
     body = json.dumps({"asset": "ops_line"}).encode()
     req = ("POST /v1/actions/line_get_quota HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+           "Content-Type: application/json\r\n"  # SPEC 12 (else 415, and the action would not run)
            "Content-Length: %d\r\n\r\n" % (keys.api, len(body))).encode() + body
     raw(url, req, read_timeout=0.3)
     time.sleep(2.5)
@@ -479,6 +489,7 @@ def test_chunked_bodies(start_service, service_sandbox, service_config, raw, raw
     bounded by the same 10 MiB as a Content-Length body."""
     url = start_service(service_config(service_sandbox))
     head = ("POST /v1/actions/line_get_quota HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+            "Content-Type: application/json\r\n"  # SPEC 12: a body must be application/json (else 415)
             "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n" % keys.api).encode()
     body = b'{"asset": "ops_line"}'
     got, _ = raw(url, head + b"%x\r\n" % len(body) + body + b"\r\n0\r\n\r\n", read_timeout=15)
@@ -509,7 +520,8 @@ class _Stream:
 
 def _wsgi(app, method="POST", path="/v1/actions/line_get_quota", body=b"", length=None, key=None, **extra):
     environ = {"REQUEST_METHOD": method, "PATH_INFO": path, "wsgi.input": extra.pop("stream", _Stream(body)),
-               "SERVER_NAME": "x", "SERVER_PORT": "80", "wsgi.url_scheme": "http"}
+               "SERVER_NAME": "x", "SERVER_PORT": "80", "wsgi.url_scheme": "http",
+               "CONTENT_TYPE": "application/json"}  # SPEC 12: a body must be application/json
     if length is not None:
         environ["CONTENT_LENGTH"] = length
     if key:
@@ -537,7 +549,8 @@ def test_wsgi_app_reads_exactly_what_was_announced(tmp_path, service_sandbox, se
     status, _, _ = _wsgi(app, stream=stream, length="10", key=keys.api)
     assert status == 400
     # a huge or bad length is answered without a single read
-    for length, want in (("20000000", 413), ("-5", 400), ("1e3", 400), ("", 411), (None, 411)):
+    # no length: no body, read as {} (SPEC 12); two assets fit line_get_quota here: 422
+    for length, want in (("20000000", 413), ("-5", 400), ("1e3", 400), ("", 422), (None, 422)):
         stream = _Stream(b"{}" * 10)
         status, _, _ = _wsgi(app, stream=stream, length=length, key=keys.api)
         assert status == want and stream.reads == 0, length
@@ -689,7 +702,8 @@ def test_non_ascii_api_key_matches(start_service, service_sandbox, service_confi
 
     def send(token):
         req = b"POST /v1/actions/line_get_quota HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + token + \
-            ("\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(body)).encode() + body
+            ("\r\nContent-Type: application/json"  # SPEC 12: else 415
+             "\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(body)).encode() + body
         return raw_status(raw(url, req, read_timeout=20)[0])
 
     assert send(key.encode("utf-8")) == 200
