@@ -29,7 +29,7 @@ import pytest
 
 from conftest import _serve_command, launch
 from helpers import USER, run_cli
-from redis_server import RedisServer, free_port
+from redis_server import RedisServer
 
 redis = pytest.importorskip("redis")
 
