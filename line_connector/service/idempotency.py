@@ -51,8 +51,9 @@ a repeat then runs again. So the store is not the only guard:
   and one without persistence is warned about (state_redis.verify).
 
 Answers that are not kept (SPEC 12): an answer whose every result says
-``"delivery": "not sent"`` frees the key (the claim is deleted), so the
-platform's retry runs again and is delivered; everything else is stored,
+``"delivery": "not sent"`` frees the key (the claim is deleted; the
+response says ``Idempotency-Recorded: false``), so the platform's retry
+runs again and is delivered; everything else is stored,
 and an answer too large for the store's entry (measured as the store encodes
 it, ``state.EntryTooLarge``) is stored as a short note in its place. When
 even that cannot be written, the response says ``Idempotency-Recorded:
@@ -248,11 +249,12 @@ def run_once(app, api_key, action, idem_key, request_hash, execute):
 
 def _free(store, key, errors, app, action):
     """Delete the claim of a run that sent nothing, so a repeat runs again;
-    the response headers. If the claim cannot be deleted it stays (a repeat
-    gets "outcome unknown"), and the response says it was not recorded."""
+    the response headers. Either way the answer is not kept, and the
+    response says so (``Idempotency-Recorded: false``): a repeat is never a
+    silent re-run. If the claim cannot be deleted it stays (a repeat gets
+    "outcome unknown")."""
     try:
         store.delete(NAMESPACE, key)
     except errors as exc:
         app.log("idempotency_not_freed", action=action, kind=type(exc).__name__, message=str(exc)[:300])
-        return [("Idempotency-Recorded", "false")]
-    return []
+    return [("Idempotency-Recorded", "false")]
