@@ -47,9 +47,10 @@ class UnknownAsset(InputError):
 class ServiceConfig:
     """The validated config. ``assets``: {name: ConfiguredAsset} in file
     order; ``api_keys`` (list, secret), ``state`` (str or None), ``webhooks``
-    ({route: {"asset", "forward"}}), ``allow_inline_assets`` (bool)."""
+    ({route: {"asset", "forward"}}), ``allow_inline_assets`` (bool),
+    ``tools`` (the MCP tool patterns, or None for every action)."""
 
-    def __init__(self, path, assets, api_keys, state, webhooks, allow_inline_assets, redactor):
+    def __init__(self, path, assets, api_keys, state, webhooks, allow_inline_assets, redactor, tools=None):
         self.path = path
         self.assets = assets
         self.api_keys = api_keys
@@ -57,6 +58,14 @@ class ServiceConfig:
         self.webhooks = webhooks
         self.allow_inline_assets = allow_inline_assets
         self.redactor = redactor  # knows every secret of the file, for whoever prints
+        self.tools = tools
+
+    def offers_tool(self, action_name):
+        """True when ``tools:`` is left out or one of its names or glob
+        patterns matches ``action_name`` (fnmatch, case-sensitive)."""
+        from fnmatch import fnmatchcase
+
+        return self.tools is None or any(fnmatchcase(action_name, p) for p in self.tools)
 
     def assets_for(self, accepted):
         """Configured assets whose kind is one of ``accepted``, in file order."""
@@ -186,6 +195,16 @@ def _pick_kinds(raw_assets, redactor):
     return assets, details
 
 
+def _tool_pattern_problems(patterns, actions):
+    """A ``tools:`` entry that matches no action is a typo, not a wish: said
+    at start (config.tools[i]) instead of an MCP server with a tool missing."""
+    from fnmatch import fnmatchcase
+
+    return [{"path": "config.tools[%d]" % i, "message": "matches no action (names and glob patterns "
+                                                         "such as line_send_*; see line-connector list)"}
+            for i, pattern in enumerate(patterns or ()) if not any(fnmatchcase(a, pattern) for a in actions)]
+
+
 def load_config(path, environ=None):
     """Read, substitute, validate: a ``ServiceConfig`` or an ``InputError``
     whose details name every problem (paths like ``config.assets.x.token``)."""
@@ -230,8 +249,11 @@ def load_config(path, environ=None):
                                                       "channel_secret): webhooks are verified with it"})
     if details:
         raise InputError("invalid config file", redactor.scrub_obj(details))
-    manifest()  # a broken pack is loud here, not at the first call
-    return ServiceConfig(path=path, assets=assets, api_keys=list(data.get("api_keys", ())),
+    pack = manifest()  # a broken pack is loud here, not at the first call
+    details = _tool_pattern_problems(data.get("tools"), pack.actions)
+    if details:
+        raise InputError("invalid config file", details)
+    return ServiceConfig(tools=data.get("tools"), path=path, assets=assets, api_keys=list(data.get("api_keys", ())),
                          state=data.get("state"), webhooks=webhooks,
                          allow_inline_assets=data.get("allow_inline_assets", False), redactor=redactor)
 
