@@ -59,6 +59,10 @@ def _pointer(doc, pointer):
     return node
 
 
+def _folded(name):
+    return "".join(c for c in name.lower() if c.isalnum())
+
+
 def resolved_schema(relpath, defs=None, names=None, ref_prefix="#/$defs/"):
     """``schemas/<relpath>`` made self-contained: every ``$ref`` (to another
     file, or inside one) points into the result's own ``$defs``, which hold
@@ -87,9 +91,14 @@ def resolved_schema(relpath, defs=None, names=None, ref_prefix="#/$defs/"):
             stem = posixpath.basename(rel).split(".")[0]
             base = pointer.rstrip("/").rsplit("/", 1)[-1] or stem
             name, n = base, 1
-            while name in names.values():
+            # unique even once case and separators are dropped: code
+            # generators turn flex_box and flexBox into one class FlexBox
+            taken = {_folded(v) for v in names.values()}
+            while _folded(name) in taken:
+                # a numbered name, not <file>_<name>: a code generator names an
+                # inline model <Parent><Property>, which messages_flex_box would meet
                 n += 1
-                name = "%s_%s" % (stem, base) if n == 2 else "%s_%s_%d" % (stem, base, n)
+                name = "%s_%d" % (base, n)
             names[key] = name
         return names[key]
 

@@ -230,6 +230,37 @@ def _webhook_path(config):
     }}
 
 
+def _drop_aliases(schemas, paths):
+    """A component that is only a ``$ref`` to another (``flexBox`` naming
+    ``flex_box``) is removed and every reference to it points at its target:
+    code generators build the target's class once per name and then refuse
+    the duplicate (openapi-python-client drops the operations using it)."""
+    def target(name, seen=()):
+        schema = schemas.get(name)
+        if isinstance(schema, dict) and set(schema) <= {"$ref", "$comment", "description"} \
+                and schema.get("$ref", "").startswith(REF) and name not in seen:
+            return target(schema["$ref"][len(REF):], seen + (name,))
+        return name
+
+    aliases = {n: target(n) for n in schemas if target(n) != n}
+
+    def rewrite(node):
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith(REF) and ref[len(REF):] in aliases:
+                node["$ref"] = REF + aliases[ref[len(REF):]]
+            for value in node.values():
+                rewrite(value)
+        elif isinstance(node, list):
+            for value in node:
+                rewrite(value)
+
+    for name in aliases:
+        del schemas[name]
+    rewrite(schemas)
+    rewrite(paths)
+
+
 def document(config, base_url=None):
     """The OpenAPI 3.1 document (a JSON-ready dict) for ``config``: a
     ``ServiceConfig`` (line_connector.config) or anything with ``assets``
@@ -262,6 +293,7 @@ def document(config, base_url=None):
         if name in schemas:
             raise ManifestError("schema definition %s collides with an OpenAPI component name" % name)
         schemas[name] = portable(schema)
+    _drop_aliases(schemas, paths)
     for name, schema in schemas.items():
         # one title per component, its unique name: code generators name
         # their classes after titles, and two alike would make one vanish
