@@ -15,8 +15,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def missing(what):
-    text = ("%s is not installed: run `npm ci --prefix .ci` (pinned in .ci/package.json; .ci/run does it)"
-            % what)
+    text = "%s is not installed" % what
+    if "pip" not in what:
+        text += ": run `cd .ci && npm ci` (pinned in .ci/package.json; .ci/run does it)"
     if os.environ.get("CI") == "true":
         pytest.fail(text)
     pytest.skip(text)

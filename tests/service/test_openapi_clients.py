@@ -18,7 +18,7 @@ import urllib.request
 
 import pytest
 
-from tests.clients.tools import HERE, node_env, npm_bin
+from tests.clients.tools import HERE, missing, node_env, npm_bin
 from tests.service.conftest import CANARY_API_KEY
 
 
@@ -67,7 +67,7 @@ def test_openapi_python_client_generates_every_operation_and_calls_get_quota(ser
     url, doc, path = served
     exe = os.path.join(os.path.dirname(sys.executable), "openapi-python-client")
     if not os.path.exists(exe):
-        pytest.fail("openapi-python-client is not installed: it is pinned in setup.py's [test] extra")
+        missing("openapi-python-client (pip, pinned in setup.py's [test] extra)")
     out = tmp_path / "gen"
     proc = subprocess.run([exe, "generate", "--path", str(path), "--output-path", str(out), "--meta", "none"],
                           capture_output=True, text=True, timeout=300)
