@@ -29,6 +29,10 @@ import json
 import sys
 import time
 
+# resolved_schema stays importable from here for older callers; the one
+# resolver lives in schema_views, shared with the OpenAPI document
+from .schema_views import mcp_input_schema, resolved_schema  # noqa: F401
+
 #: what to install when the SDK is missing (cli.py prints it, exit 2)
 INSTALL_HINT = ("the MCP server needs the official MCP Python SDK (Python 3.10 or later): "
                 "pip install 'line-connector[mcp]'  (or: pip install 'mcp>=2,<3')")
@@ -45,12 +49,6 @@ def sdk_problem():
     except ImportError:
         return INSTALL_HINT
     return None
-
-
-# ------------------------------------------------------------ schemas
-
-# the one resolver, shared with the OpenAPI document and the Turbine export
-from .schema_views import mcp_input_schema, resolved_schema  # noqa: E402,F401
 
 
 # ------------------------------------------------------------ annotations
