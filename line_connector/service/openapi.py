@@ -9,11 +9,19 @@ only say what the service does:
   ``{"asset", "inputs"}`` where ``asset`` is an enum of the configured asset
   names that fit the action (plus an inline object when the config has
   ``allow_inline_assets: true``) and ``inputs`` the action's own input
+  schema without the inputs that name a file on the server (``save_to``,
+  ``image_path``: the service refuses them; an action that requires one is
+  left out); the manifest's example on the media type and on the request
   schema; the 200 answer is its output schema;
 * the error answers the app gives (401, 404, 409, 413, 422, 502), the
-  ``Idempotency-Key`` header and the ``Idempotent-Replayed`` answer header;
-* ``GET /v1/actions``, ``/healthz``, ``/metrics``, ``/openapi.json`` and
-  ``POST /v1/webhooks/{route}``;
+  ``Idempotency-Key`` header (no example or default: an importer would send
+  that one value on every call, and every call after the first would be a
+  replay) and the ``Idempotent-Replayed`` answer header;
+* ``GET /v1/actions``, ``/healthz``, ``/metrics``, ``/openapi.json``, and
+  ``POST /v1/webhooks/{route}`` when the config has a route;
+* ``servers``: the absolute URL the document was fetched from;
+* component schemas titled with their own unique names (code generators
+  name classes after titles), none a bare alias of another;
 * one bearer security scheme, required by the actions; the read-only
   service paths (app.PUBLIC_PATHS: the action list, health, metrics, this
   document) and the webhooks (LINE signs those; it sends no API key) say
