@@ -9,7 +9,7 @@ another shape of the *same* schemas, so both shapes are rendered here and
 never written by hand:
 
 * ``resolved_schema``: a schema file made self-contained (every ``$ref``
-  local), the base of both renderings and of the Turbine export;
+  local), the base of both renderings;
 * ``openapi_schema``: for the OpenAPI document (service/openapi.py): every
   definition kept, the pack's keywords renamed to ``x-`` extensions, a
   standard ``maxLength`` beside each UTF-16 limit, every array given
