@@ -10,6 +10,9 @@
   every tool's input schema;
 * the whole ``tools/list`` answer for every action fits 96 KiB of JSON, with
   room for the actions still to come (~101).
+
+Each Inspector call starts Node and a fresh ``line-connector mcp`` process
+(~4 s), so the tests that make two calls take ~9 s.
 """
 import json
 import os
