@@ -23,7 +23,7 @@ import sys
 import pytest
 
 from line_connector.manifest import manifest
-from tests.clients.tools import HERE, node, node_env, npm_package
+from clients.tools import HERE, node, node_env, npm_package
 
 USER = "U4af4980629a0b1c2d3e4f5a6b7c8d9e0"
 MAX_LIST = 96 * 1024

@@ -22,8 +22,7 @@ import urllib.request
 
 import pytest
 
-from tests.clients.tools import HERE, missing, node_env, npm_bin
-from tests.service.conftest import CANARY_API_KEY
+from clients.tools import HERE, missing, node_env, npm_bin
 
 
 @pytest.fixture
@@ -67,7 +66,7 @@ def test_spectral_oas_finds_no_error(served):
     assert proc.returncode == 0, proc.stderr[-2000:]
 
 
-def test_openapi_python_client_generates_every_operation_and_calls_get_quota(served, tmp_path):
+def test_openapi_python_client_generates_every_operation_and_calls_get_quota(served, tmp_path, keys):
     url, doc, path = served
     exe = os.path.join(os.path.dirname(sys.executable), "openapi-python-client")
     if not os.path.exists(exe):
@@ -93,7 +92,7 @@ def test_openapi_python_client_generates_every_operation_and_calls_get_quota(ser
         "body = LineGetQuotaRequest(asset=LineGetQuotaRequestAsset('ops_line'))\n"
         "answer = line_get_quota.sync(client=client, body=body)\n"
         "assert isinstance(answer, list) and answer and all(isinstance(r, Result) for r in answer), answer\n"
-        "print(json.dumps([r.to_dict() for r in answer]))\n" % (str(tmp_path), url, CANARY_API_KEY))
+        "print(json.dumps([r.to_dict() for r in answer]))\n" % (str(tmp_path), url, keys.api))
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout)
@@ -106,14 +105,14 @@ def test_openapi_python_client_generates_every_operation_and_calls_get_quota(ser
 POSTMAN_OPTIONS = "parametersResolution=Example,enableOptionalParameters=false"
 
 
-def test_newman_runs_the_converted_collection_with_55_operations_answering_200(served, tmp_path):
+def test_newman_runs_the_converted_collection_with_55_operations_answering_200(served, tmp_path, keys):
     url, doc, path = served
     collection = tmp_path / "collection.json"
     proc = _run([npm_bin("openapi2postmanv2"), "-s", str(path), "-o", str(collection), "-p",
                  "-O", POSTMAN_OPTIONS])
     assert proc.returncode == 0 and collection.exists(), proc.stdout[-2000:] + proc.stderr[-2000:]
     report = tmp_path / "newman.json"
-    proc = _run([npm_bin("newman"), "run", str(collection), "--env-var", "bearerToken=%s" % CANARY_API_KEY,
+    proc = _run([npm_bin("newman"), "run", str(collection), "--env-var", "bearerToken=%s" % keys.api,
                  "--reporters", "json", "--reporter-json-export", str(report), "--timeout-request", "60000"],
                 timeout=600)
     runs = json.loads(report.read_text(encoding="utf-8"))["run"]["executions"]
