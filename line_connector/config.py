@@ -48,11 +48,12 @@ class ServiceConfig:
     """The validated config. ``assets``: {name: ConfiguredAsset} in file
     order; ``api_keys`` (list, secret), ``state`` (str or None), ``webhooks``
     ({route: {"asset", "forward"}}), ``allow_inline_assets`` (bool),
-    ``inline_asset_hosts`` (list of ``host`` or ``host:port``) and
-    ``inline_policy`` (the ``InlineAssetPolicy`` built from them)."""
+    ``inline_asset_hosts`` (list of ``host`` or ``host:port``),
+    ``inline_policy`` (the ``InlineAssetPolicy`` built from them) and
+    ``tools`` (the MCP tool patterns, or None for every action)."""
 
     def __init__(self, path, assets, api_keys, state, webhooks, allow_inline_assets, redactor,
-                 inline_asset_hosts=()):
+                 inline_asset_hosts=(), tools=None):
         self.path = path
         self.assets = assets
         self.api_keys = api_keys
@@ -62,6 +63,14 @@ class ServiceConfig:
         self.inline_asset_hosts = list(inline_asset_hosts)
         self.inline_policy = InlineAssetPolicy(self.inline_asset_hosts)
         self.redactor = redactor  # knows every secret of the file, for whoever prints
+        self.tools = tools
+
+    def offers_tool(self, action_name):
+        """True when ``tools:`` is left out or one of its names or glob
+        patterns matches ``action_name`` (fnmatch, case-sensitive)."""
+        from fnmatch import fnmatchcase
+
+        return self.tools is None or any(fnmatchcase(action_name, p) for p in self.tools)
 
     def assets_for(self, accepted):
         """Configured assets whose kind is one of ``accepted``, in file order."""
@@ -202,6 +211,16 @@ def _api_key_problems(keys):
             for i, key in enumerate(keys) if isinstance(key, str) and key != key.strip()]
 
 
+def _tool_pattern_problems(patterns, actions):
+    """A ``tools:`` entry that matches no action is a typo, not a wish: said
+    at start (config.tools[i]) instead of an MCP server with a tool missing."""
+    from fnmatch import fnmatchcase
+
+    return [{"path": "config.tools[%d]" % i, "message": "matches no action (names and glob patterns "
+                                                         "such as line_send_*; see line-connector list)"}
+            for i, pattern in enumerate(patterns or ()) if not any(fnmatchcase(a, pattern) for a in actions)]
+
+
 def load_config(path, environ=None):
     """Read, substitute, validate: a ``ServiceConfig`` or an ``InputError``
     whose details name every problem (paths like ``config.assets.x.token``)."""
@@ -248,16 +267,17 @@ def load_config(path, environ=None):
                                                       "channel_secret): webhooks are verified with it"})
     if details:
         raise InputError("invalid config file", redactor.scrub_obj(details))
-    manifest()  # a broken pack is loud here, not at the first call
+    pack = manifest()  # a broken pack is loud here, not at the first call
     hosts = data.get("inline_asset_hosts", [])
     for i, entry in enumerate(hosts):
         if parse_host_entry(entry) is None:
             details.append({"path": "config.inline_asset_hosts[%d]" % i,
                             "message": "must be a host name or an IP address, optionally with :port "
                                        "(api.example.com, api.example.com:8443, 10.0.0.5:8080, [::1]:8090)"})
+    details.extend(_tool_pattern_problems(data.get("tools"), pack.actions))
     if details:
         raise InputError("invalid config file", redactor.scrub_obj(details))
-    return ServiceConfig(path=path, assets=assets, api_keys=list(data.get("api_keys", ())),
+    return ServiceConfig(tools=data.get("tools"), path=path, assets=assets, api_keys=list(data.get("api_keys", ())),
                          state=data.get("state"), webhooks=webhooks,
                          allow_inline_assets=data.get("allow_inline_assets", False), redactor=redactor,
                          inline_asset_hosts=hosts)

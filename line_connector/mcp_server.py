@@ -8,9 +8,12 @@ re-derived from Python signatures.
 Everything a tool says comes from the pack:
 
 * name, title, description: the manifest;
-* input schema: the action's schema file with every ``$ref`` resolved and
-  the pack's ``discriminator`` keyword spelled as standard if/then
-  (``resolved_schema``), plus an optional ``asset`` naming a configured asset;
+* input schema: a compact rendering of the action's schema file in standard
+  JSON Schema (``schema_views.mcp_input_schema``: the whole tool list stays
+  small enough for an agent, and strict validators such as Ajv compile it),
+  plus an optional ``asset`` naming a configured asset; the pack validates
+  every call with the full schema, so a tool error names the bad field;
+* the tool list: every action, or those the config's ``tools:`` names;
 * annotations: the action class (``action_hints``): its HTTP method, whether
   it carries a retry key, and the ``read_only``/``idempotent``/``destructive``
   class attributes where the method alone does not tell;
@@ -25,6 +28,10 @@ The SDK is imported only by ``serve``: the rest works without it.
 import json
 import sys
 import time
+
+# resolved_schema stays importable from here for older callers; the one
+# resolver lives in schema_views, shared with the OpenAPI document
+from .schema_views import mcp_input_schema, resolved_schema  # noqa: F401
 
 #: what to install when the SDK is missing (the command prints it, exit 2)
 INSTALL_HINT = ("the MCP server needs the official MCP Python SDK (Python 3.10 or later): "
@@ -43,88 +50,6 @@ def sdk_problem():
     except ImportError:
         return INSTALL_HINT
     return None
-
-
-# ------------------------------------------------------------ schemas
-
-def _pointer(doc, pointer):
-    node = doc
-    for part in [p for p in pointer.lstrip("/").split("/") if p != ""]:
-        part = part.replace("~1", "/").replace("~0", "~")
-        node = node[int(part)] if isinstance(node, list) else node[part]
-    return node
-
-
-def resolved_schema(relpath, defs=None, names=None, ref_prefix="#/$defs/"):
-    """``schemas/<relpath>`` made self-contained: every ``$ref`` (to another
-    file, or inside one) points into the result's own ``$defs``, which hold
-    each referenced definition once, its own references rewritten the same
-    way. Copying every definition inline instead would cost ~280 KB per
-    message tool (the flex and template schemas are shared by every message
-    type) and cannot end for recursive ones (a flex box holds boxes), so the
-    only references left are local ``#/$defs/<name>`` ones, which every JSON
-    Schema 2020-12 validator resolves without fetching anything.
-
-    The OpenAPI document (service/openapi.py) resolves many files into one
-    pool: it passes its own ``defs``/``names`` dicts (filled across calls,
-    each definition named once for the whole document) and
-    ``ref_prefix="#/components/schemas/"``; the result then has no ``$defs``
-    of its own."""
-    import posixpath
-
-    from .validation import load_schema_file
-
-    shared = defs is not None
-    defs = {} if defs is None else defs
-    names = {} if names is None else names
-
-    def def_name(key):
-        if key not in names:
-            rel, pointer = key
-            stem = posixpath.basename(rel).split(".")[0]
-            base = pointer.rstrip("/").rsplit("/", 1)[-1] or stem
-            name, n = base, 1
-            while name in names.values():
-                n += 1
-                name = "%s_%s" % (stem, base) if n == 2 else "%s_%s_%d" % (stem, base, n)
-            names[key] = name
-        return names[key]
-
-    def local_ref(ref, rel):
-        file_part, _, pointer = ref.partition("#")
-        target_rel = posixpath.normpath(posixpath.join(posixpath.dirname(rel), file_part)) if file_part else rel
-        key = (target_rel, pointer)
-        if key not in names:
-            name = def_name(key)
-            defs[name] = None  # reserved first: a definition may refer to itself
-            defs[name] = walk(_pointer(load_schema_file(target_rel), pointer), target_rel)
-        return ref_prefix + names[key]
-
-    def walk(node, rel):
-        if isinstance(node, list):
-            return [walk(v, rel) for v in node]
-        if not isinstance(node, dict):
-            return node
-        out = {k: walk(v, rel) for k, v in node.items()
-               if k not in ("$ref", "$defs", "$id", "$schema", "discriminator")}
-        if isinstance(node.get("$ref"), str):
-            out["$ref"] = local_ref(node["$ref"], rel)
-        spec = node.get("discriminator")
-        if isinstance(spec, dict) and isinstance(spec.get("mapping"), dict):
-            # the pack's own keyword (validation.py): the schema mapped to the
-            # property's value applies; said in standard JSON Schema as if/then
-            prop = spec["propertyName"]
-            out["allOf"] = out.get("allOf", []) + [
-                {"if": {"properties": {prop: {"const": value}}, "required": [prop]},
-                 "then": {"$ref": local_ref(target, rel)}}
-                for value, target in spec["mapping"].items()]
-        return out
-
-    result = {"$schema": "https://json-schema.org/draft/2020-12/schema"}
-    result.update(walk(load_schema_file(relpath), relpath))
-    if defs and not shared:
-        result["$defs"] = defs
-    return result
 
 
 # ------------------------------------------------------------ annotations
@@ -158,16 +83,18 @@ def tool_definitions(config):
     from .manifest import manifest
 
     tools = []
+    offers = getattr(config, "offers_tool", None)
     for spec in manifest().actions.values():
-        schema = resolved_schema(spec.inputs)
+        if offers is not None and not offers(spec.name):
+            continue
+        schema = mcp_input_schema(spec.inputs)
         props = schema.setdefault("properties", {})
         if ASSET_ARGUMENT in props:
             raise ManifestError("action %s: input %r collides with the MCP asset argument"
                                 % (spec.name, ASSET_ARGUMENT))
         fitting = [a.name for a in config.assets_for(spec.assets)]
-        arg = {"type": "string", "title": "Asset",
-               "description": "Name of a configured asset (the config file's assets) of kind %s; needed "
-                              "only when more than one configured asset fits" % " or ".join(spec.assets)}
+        arg = {"type": "string",
+               "description": "Configured asset; needed only when several fit"}
         if fitting:
             arg["enum"] = fitting
         props[ASSET_ARGUMENT] = arg
@@ -176,8 +103,7 @@ def tool_definitions(config):
             description += (" (No configured asset fits this action: add one of kind %s to the config file.)"
                             % " or ".join(spec.assets))
         tools.append({"name": spec.name, "title": spec.title, "description": description,
-                      "inputSchema": schema, "annotations": dict(action_hints(spec.load_class()),
-                                                                 title=spec.title)})
+                      "inputSchema": schema, "annotations": action_hints(spec.load_class())})
     return tools
 
 
@@ -199,6 +125,9 @@ def call_tool(config, name, arguments):
     try:
         try:
             spec = manifest().action(name)
+            offers = getattr(config, "offers_tool", None)
+            if offers is not None and not offers(name):
+                raise KeyError(name)  # left out by the config's tools: as if it did not exist
         except KeyError:
             raise InputError("unknown tool %r" % (name,), [{"path": "name", "message": "is not a tool of this "
                                                             "server; tools/list shows them"}]) from None

@@ -28,6 +28,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import sys
 import threading
 import time
@@ -252,6 +253,18 @@ def same_site_only(environ):
     if str(environ.get("HTTP_SEC_FETCH_SITE", "")).strip().lower() == "cross-site":
         raise HttpError(403, "cross-site requests are refused", "headers.sec-fetch-site",
                         "is cross-site: with --no-auth, a web page of another site must not run actions")
+_HOST = re.compile(r"^(?:[A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?$")
+
+
+def _base_url(environ):
+    """The absolute URL the caller reached this service at (scheme and Host
+    header), for the OpenAPI document's ``servers``; None (a relative
+    ``/``) when the Host header is missing or is not a plain host[:port]."""
+    host = str(environ.get("HTTP_HOST", ""))
+    scheme = environ.get("wsgi.url_scheme", "http")
+    if not _HOST.match(host) or scheme not in ("http", "https"):
+        return None
+    return "%s://%s" % (scheme, host)
 
 
 def _bearer(environ):
@@ -282,7 +295,7 @@ class ServiceApp:
         # about a key's length either
         self._keys = [(k, hashlib.sha256(k.encode("utf-8")).digest()) for k in config.api_keys]
         self._run = run  # tests may slow the runner down; None: run_action
-        self._openapi = None
+        self._openapi = {}  # base URL -> document bytes
         self._lock = threading.Lock()
         _configure_state(config, self.log)
         self._ingress = None
@@ -384,7 +397,7 @@ class ServiceApp:
             if method not in ("GET", "HEAD"):
                 raise HttpError(405, "method %s is not allowed here; use GET" % method[:16],
                                 headers=[("Allow", "GET, HEAD")])
-            return self._get(path)
+            return self._get(path, environ)
         if path.startswith(ACTIONS_PREFIX) and "/" not in path[len(ACTIONS_PREFIX):]:
             if method != "POST":
                 raise HttpError(405, "method %s is not allowed here; use POST" % method[:16],
@@ -397,7 +410,7 @@ class ServiceApp:
             return self._webhook(environ, path[len(WEBHOOKS_PREFIX):], info)
         raise HttpError(404, "no such endpoint", "path", "is not an endpoint of this service (see /openapi.json)")
 
-    def _get(self, path):
+    def _get(self, path, environ=None):
         if path == "/healthz":
             return 200, [], json_bytes({"status": "ok"})
         if path == "/readyz":
@@ -409,12 +422,16 @@ class ServiceApp:
             from ..manifest import manifest
 
             return 200, [], json_bytes([{"name": a.name, "title": a.title} for a in manifest().actions.values()])
+        base = _base_url(environ or {})
         with self._lock:
-            if self._openapi is None:
+            body = self._openapi.get(base)
+            if body is None:
                 from .openapi import document
 
-                self._openapi = json_bytes(document(self.config))
-        return 200, [], self._openapi
+                body = json_bytes(document(self.config, base))
+                if len(self._openapi) < 16:  # a few names for one service; never grown by any Host a caller sends
+                    self._openapi[base] = body
+        return 200, [], body
 
     def _ready(self):
         """``/readyz`` (SPEC 12): 200 when the state store answers now,

