@@ -281,7 +281,7 @@ class ServiceApp:
         if config.webhooks:  # built now: a bad sink is a start-up error naming its key
             from .webhooks import Ingress
 
-            self._ingress = Ingress(config, self.metrics, log=self.log)
+            self._ingress = Ingress(config, self.metrics, log=self.log, strict_text=True)
 
     def reserve_threads(self, threads):
         """The server runs the app on ``threads`` threads: webhook
