@@ -9,7 +9,10 @@ this module only maps HTTP to that and back:
   ``GET /healthz``, ``GET /metrics`` (service/metrics.py);
 * ``POST /v1/actions/{name}``: ``{"asset": "<name>", "inputs": {...}}``;
   200 with the output as the CLI prints it, 422 invalid (nothing sent), 502
-  refused or unreachable, 401/404/405/411/413/400 as below;
+  refused or unreachable, 401/404/405/411/413/400 as below; a POST with no
+  body at all is ``{}``; a body must be ``application/json`` (415); under
+  ``--no-auth`` a cross-site or foreign-Host request is 403
+  (``same_site_only``);
 * ``POST /v1/webhooks/{route}``: handed to service/webhooks.py's ``Ingress``,
   authenticated by LINE's signature, not by an API key.
 
