@@ -10,7 +10,10 @@ this module only maps HTTP to that and back:
   ``GET /metrics`` (service/metrics.py);
 * ``POST /v1/actions/{name}``: ``{"asset": "<name>", "inputs": {...}}``;
   200 with the output as the CLI prints it, 422 invalid (nothing sent), 502
-  refused or unreachable, 401/404/405/411/413/400 as below;
+  refused or unreachable, 401/404/405/411/413/400 as below; a POST with no
+  body at all is ``{}``; a body must be ``application/json`` (415); under
+  ``--no-auth`` a cross-site or foreign-Host request is 403
+  (``same_site_only``);
 * ``POST /v1/webhooks/{route}``: handed to service/webhooks.py's ``Ingress``,
   authenticated by LINE's signature, not by an API key.
 
@@ -237,7 +240,9 @@ def same_site_only(environ):
     is a cross-site request (CSRF); a ``Host`` that is not a loopback name
     is DNS rebinding (a page on evil.example whose name now resolves to
     127.0.0.1). A client that is no browser sends neither header, and its
-    ``Host`` is the loopback address it connected to."""
+    ``Host`` is the loopback address it connected to. Webhook routes are
+    exempt: LINE's signature authenticates them, and a tunnel that brings
+    LINE's deliveries to a loopback service keeps its public ``Host``."""
     host = environ.get("HTTP_HOST")
     if host is not None and not _loopback_name(_split_host(host)):
         raise HttpError(403, "this service answers only requests for a loopback host name", "headers.host",
@@ -302,7 +307,7 @@ class ServiceApp:
         if config.webhooks:  # built now: a bad sink is a start-up error naming its key
             from .webhooks import Ingress
 
-            self._ingress = Ingress(config, self.metrics, log=self.log)
+            self._ingress = Ingress(config, self.metrics, log=self.log, strict_text=True)
 
     def reserve_threads(self, threads):
         """The server runs the app on ``threads`` threads: webhook
@@ -391,7 +396,7 @@ class ServiceApp:
     def _dispatch(self, environ, info):
         method = environ.get("REQUEST_METHOD", "GET").upper()
         path = environ.get("PATH_INFO", "") or "/"
-        if self.no_auth:
+        if self.no_auth and not path.startswith(WEBHOOKS_PREFIX):  # LINE's signature guards webhooks
             same_site_only(environ)
         if path in PUBLIC_PATHS:
             if method not in ("GET", "HEAD"):

@@ -48,7 +48,9 @@ Before any of that reaches a sink, two gates:
   ``type``; ``webhookEventId`` and ``timestamp`` of the right type when
   present). A body one sink would refuse is 400 and reaches no sink: else
   the jsonl sink would write a poison event, the http sink refuse it, the
-  answer be 500 and LINE's redelivery write it again, forever.
+  answer be 500 and LINE's redelivery write it again, forever. (The
+  development receiver, whose one sink prints a lone surrogate
+  ``\\u``-escaped, checks the shape and NaN only: ``strict_text``.)
 * **Bounded concurrency per route** (``concurrency`` in the route's
   config, default ``ROUTE_CONCURRENCY``), and over all routes together
   (``total_limit``: the service keeps some of its server's threads for
@@ -88,10 +90,12 @@ LOCK_WAIT = 20.0
 ROUTE_CONCURRENCY = 4
 
 
-def body_problem(doc, events):
+def body_problem(doc, events, strict_text=True):
     """Why a verified webhook body is not one every sink can take as it is
     (or None): ``doc`` the parsed body, ``events`` its events as the
-    ingress hands them over. Never quotes a value."""
+    ingress hands them over. ``strict_text``: strict JSON values too (no
+    lone surrogate, integers within 64 bits, bounded depth). Never quotes a
+    value."""
     from ..validation import json_value_problems
 
     if "destination" in doc and not isinstance(doc["destination"], str):
@@ -107,6 +111,8 @@ def body_problem(doc, events):
         if "timestamp" in event and (isinstance(event["timestamp"], bool)
                                      or not isinstance(event["timestamp"], int)):
             return "body.events[%d].timestamp must be an integer (milliseconds)" % i
+    if not strict_text:
+        return None
     problems = json_value_problems({"destination": doc.get("destination"), "events": events}, "body")
     if problems:
         return "%s %s" % (problems[0]["path"], problems[0]["message"])
@@ -147,11 +153,16 @@ class Ingress:
     each delivery (what ``serve`` configured). ``log``: a callable
     ``log(event, **fields)`` (default: JSON lines on stderr).
     ``allow_unshared_state``: accept a store shared within this process only
-    (the development receiver)."""
+    (the development receiver). ``strict_text``: refuse (400) a body whose
+    values are not strict JSON text, such as a lone surrogate (the service,
+    whose http and redis sinks would refuse it; the development receiver
+    prints it ``\\u``-escaped instead)."""
 
     def __init__(self, config=None, metrics=None, store=None, log=None, routes=None,
-                 allow_unshared_state=False, deadline=DEADLINE, lock_wait=LOCK_WAIT, total_limit=None):
+                 allow_unshared_state=False, deadline=DEADLINE, lock_wait=LOCK_WAIT, total_limit=None,
+                 strict_text=False):
         self.metrics = metrics
+        self.strict_text = strict_text
         self._total = None
         self.set_total_limit(total_limit)
         self._store = store
@@ -243,7 +254,7 @@ class Ingress:
         events = output["events"]
         try:
             problem = body_problem({"destination": output.get("destination"),
-                                    "events": [e["raw"] for e in events]}, events)
+                                    "events": [e["raw"] for e in events]}, events, self.strict_text)
             if problem is None:
                 for event in events:
                     event_line(event)

@@ -365,6 +365,13 @@ def test_no_auth_refuses_cross_site_and_foreign_host_requests(tmp_path, sandbox)
                     {"Origin": "http://[::1]:8080", "Sec-Fetch-Site": "same-origin"}, {"Sec-Fetch-Site": "none"}):
         status, _, got = wsgi(app, body=body, headers=headers)
         assert status == 200, (headers, got)
+    # webhook routes are signed by LINE: a tunnel's public Host is no attack there
+    hooked = _config(tmp_path, sandbox, webhooks={"ops": {"asset": "ops_secret", "forward": [
+        {"jsonl": str(tmp_path / "ev.jsonl")}]}})
+    hooked.api_keys = []
+    status, _, got = wsgi(create_app(hooked, no_auth=True), path="/v1/webhooks/ops", body=b'{"events": []}',
+                          headers={"Host": "abc.tunnel.example"})
+    assert status == 400 and "signature" in _json(got)["error"]
     # with API keys the key decides: a browser cannot add one without a preflight
     app = create_app(_config(tmp_path, sandbox))
     assert wsgi(app, body=body, headers={"Host": "service.example", "Origin": "https://platform.example"})[0] == 200
@@ -558,7 +565,9 @@ def test_a_hung_sink_holds_only_its_route(start_service, service_sandbox, servic
 # ------------------------------------------------------------ slow clients and the connection limit
 
 def _healthz_time(url):
-    (status, _, _), took = _timed(lambda: __import__("conftest").http_call(url + "/healthz", timeout=30))
+    from conftest import http_call
+
+    (status, _, _), took = _timed(lambda: http_call(url + "/healthz", timeout=30))
     return status, took
 
 
