@@ -17,7 +17,7 @@ only say what the service does:
   ``Idempotency-Key`` header (no example or default: an importer would send
   that one value on every call, and every call after the first would be a
   replay) and the ``Idempotent-Replayed`` answer header;
-* ``GET /v1/actions``, ``/healthz``, ``/metrics``, ``/openapi.json``, and
+* ``GET /v1/actions``, ``/healthz``, ``/readyz``, ``/metrics``, ``/openapi.json``, and
   ``POST /v1/webhooks/{route}`` when the config has a route;
 * ``servers``: the absolute URL the document was fetched from;
 * component schemas titled with their own unique names (code generators
@@ -319,6 +319,16 @@ def document(config, base_url=None):
         "operationId": "healthz", "summary": "Liveness check", "tags": ["service"], "security": [],
         "responses": {"200": _json({"type": "object", "required": ["status"],
                                     "properties": {"status": {"type": "string", "const": "ok"}}}, "The service is up")}}}
+    paths["/readyz"] = {"get": {
+        "operationId": "readyz", "summary": "Readiness check: the state store answers", "tags": ["service"],
+        "security": [],
+        "responses": {
+            "200": _json({"type": "object", "required": ["status"],
+                          "properties": {"status": {"type": "string", "const": "ready"}}}, "Ready for work"),
+            "503": _json({"type": "object", "required": ["status"],
+                          "properties": {"status": {"type": "string", "const": "unavailable"},
+                                         "error": {"type": "string"}}},
+                         "The state store does not answer (host and port in error); retry after Retry-After")}}}
     paths["/metrics"] = {"get": {
         "operationId": "metrics", "summary": "Prometheus metrics", "tags": ["service"], "security": [],
         "responses": {"200": {"description": "Prometheus text exposition format (counters and histograms: "

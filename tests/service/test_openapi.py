@@ -98,7 +98,7 @@ def test_every_action_is_a_path_with_its_manifest_texts(doc):
 
 
 def test_service_paths_and_security(doc):
-    assert set(doc["paths"]) >= {"/v1/actions", "/healthz", "/metrics", "/openapi.json", "/v1/webhooks/{route}"}
+    assert set(doc["paths"]) >= {"/v1/actions", "/healthz", "/readyz", "/metrics", "/openapi.json", "/v1/webhooks/{route}"}
     assert doc["security"] == [{"bearerAuth": []}]
     assert doc["components"]["securitySchemes"]["bearerAuth"] == {
         "type": "http", "scheme": "bearer", "description": "One of the config file's api_keys"}
@@ -251,8 +251,8 @@ def test_it_builds_without_the_service_extras():
             "print(len(d['paths']))\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
-    # every action but the file upload, and the 4 service paths (no webhook route configured: none listed)
-    assert int(proc.stdout) == len(manifest().actions) - 1 + 4
+    # every action but the file upload, and the 5 service paths (no webhook route configured: none listed)
+    assert int(proc.stdout) == len(manifest().actions) - 1 + 5
 
 
 def test_the_readme_service_config_loads_and_its_document_is_valid(tmp_path):
