@@ -281,7 +281,7 @@ class Compiler:
                     return True
                 if not instance:
                     return True
-                return (all(type(x) is str for x in instance) and all(map(search, instance))
+                return (set(map(type, instance)) == {str} and all(map(search, instance))
                         and min(map(len, instance)) >= low and max(map(len, instance)) <= high)
             return strings
         sub = self.compile(value, relpath, root)

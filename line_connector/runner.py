@@ -41,7 +41,7 @@ def _integral_floats_as_int(value):
     if isinstance(value, dict):
         return {k: _integral_floats_as_int(v) for k, v in value.items()}
     if isinstance(value, list):
-        if all(type(v) is str for v in value):  # recipient lists: nothing to convert
+        if set(map(type, value)) == {str}:  # recipient lists: nothing to convert (a C-level pass)
             return value
         return [_integral_floats_as_int(v) for v in value]
     return value

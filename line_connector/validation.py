@@ -612,7 +612,7 @@ def json_value_problems(value, prefix):
                                                      "objects and arrays)" % MAX_DEPTH})
             continue
         if isinstance(v, list):
-            if v and all(type(item) is str for item in v) and _valid_unicode("".join(v)):
+            if v and set(map(type, v)) == {str} and _valid_unicode("".join(v)):  # C-level passes
                 continue
             children = []
             for i, item in enumerate(v):
