@@ -110,13 +110,22 @@ class RememberedKey(LineAction):
         call: a 409 for them is this content's earlier acceptance."""
         return set()
 
-    def remember(self, request):
+    def remember(self, request, fresh=False):
         """Record the request's content under its retry key before it is
-        sent; refuse (InputError) a key already used for other content."""
+        sent; refuse (InputError) a key already used for other content.
+
+        ``fresh``: the key is a UUID this call just made (the caller gave
+        none): no record can exist under it and no other call can be adding
+        one, so it is written directly, without the atomic add's lock (a
+        lock file created per key) and read. The caller learns the key from
+        the result and may resend with it, so it is still recorded."""
         key = request.headers[RETRY_KEY_HEADER]
         digest = content_hash(request.body)
         store = self.key_store
         record = {"sha256": digest}
+        if fresh:
+            store.put(KEY_NAMESPACE, self.key_scope() + "\n" + key, record, KEY_MEMORY_SECONDS)
+            return request
         try:
             existing = store.add_if_absent(KEY_NAMESPACE, self.key_scope() + "\n" + key, record,
                                            KEY_MEMORY_SECONDS, wait=state.wait_budget())
@@ -193,7 +202,7 @@ class RememberedKey(LineAction):
         self.key_store  # noqa: B018 - bind the run's store before any worker thread starts
         requests = self.build(inputs)
         for request in requests:
-            self.remember(request)
+            self.remember(request, fresh=not inputs.get("retry_key"))
         return self.send_all(requests)
 
 
