@@ -51,11 +51,11 @@ import math
 import os
 import random
 import socket
+import stat
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Callable
 
 from . import jsontext
 from .errors import InputError
@@ -393,15 +393,37 @@ def _adapter_class():
 
 
 # ------------------------------------------------------------ requests
-@dataclass(frozen=True)
+# RetryPolicy and Request are plain classes, not dataclasses: importing
+# ``dataclasses`` (it imports ``inspect``, ``ast`` and ``dis``) and generating
+# their methods cost ~10-20 ms of every CLI run.
 class RetryPolicy:
-    max_attempts: int = 1
-    deadline: float = 60.0
-    backoff: float = 0.5
-    backoff_max: float = 8.0
-    retry_statuses: frozenset = frozenset()
-    retry_unsent: bool = True
-    retry_maybe_sent: bool = False
+    """How one request is retried (immutable, compared and hashed by value)."""
+
+    __slots__ = ("max_attempts", "deadline", "backoff", "backoff_max", "retry_statuses", "retry_unsent",
+                 "retry_maybe_sent")
+
+    def __init__(self, max_attempts=1, deadline=60.0, backoff=0.5, backoff_max=8.0, retry_statuses=frozenset(),
+                 retry_unsent=True, retry_maybe_sent=False):
+        for name, value in zip(self.__slots__, (max_attempts, deadline, backoff, backoff_max, retry_statuses,
+                                                retry_unsent, retry_maybe_sent)):
+            object.__setattr__(self, name, value)
+
+    def _values(self):
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __setattr__(self, name, value):
+        raise AttributeError("RetryPolicy is immutable: make a new one")
+
+    __delattr__ = __setattr__
+
+    def __eq__(self, other):
+        return self._values() == other._values() if type(other) is type(self) else NotImplemented
+
+    def __hash__(self):
+        return hash(self._values())
+
+    def __repr__(self):
+        return "RetryPolicy(%s)" % ", ".join("%s=%r" % pair for pair in zip(self.__slots__, self._values()))
 
     def delay(self, attempt):
         """Exponential backoff with full jitter in [base/2, base]."""
@@ -416,7 +438,6 @@ SAFE_RETRY = RetryPolicy(max_attempts=4, retry_statuses=frozenset({500, 502, 503
 UNSENT_ONLY = RetryPolicy(max_attempts=3, retry_unsent=True, retry_maybe_sent=False)
 
 
-@dataclass
 class Request:
     """One HTTP request an action wants made.
 
@@ -429,15 +450,35 @@ class Request:
     is exempt from ``MAX_BODY`` (the deadline still applies).
     """
 
-    method: str
-    url: str
-    params: Optional[dict] = None
-    headers: dict = field(default_factory=dict)
-    body: Optional[bytes] = None
-    retry: RetryPolicy = UNSENT_ONLY
-    auth: Optional[object] = None
-    extra: dict = field(default_factory=dict)
-    stream_to: Optional[Callable] = None
+    FIELDS = ("method", "url", "params", "headers", "body", "retry", "auth", "extra", "stream_to")
+
+    def __init__(self, method, url, params=None, headers=None, body=None, retry=UNSENT_ONLY, auth=None,
+                 extra=None, stream_to=None):
+        self.method = method
+        self.url = url
+        self.params = params
+        self.headers = {} if headers is None else headers
+        self.body = body
+        self.retry = retry
+        self.auth = auth
+        self.extra = {} if extra is None else extra
+        self.stream_to = stream_to
+
+    def replace(self, **changes):
+        """A copy with ``changes`` (as ``dataclasses.replace`` made)."""
+        unknown = set(changes) - set(self.FIELDS)
+        if unknown:
+            raise TypeError("Request has no field %s" % ", ".join(sorted(unknown)))
+        values = {name: getattr(self, name) for name in self.FIELDS}
+        values.update(changes)
+        return Request(**values)
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return all(getattr(self, name) == getattr(other, name) for name in self.FIELDS)
+
+    __hash__ = None  # mutable, as the dataclass it replaces
 
     def __repr__(self):
         # headers, params and body carry credentials (an OAuth token request
@@ -680,7 +721,7 @@ def _ca_bundle_problem(path):
         return "points to a file that does not exist"
     except OSError as exc:
         return "points to a file that cannot be read (%s)" % (exc.strerror or type(exc).__name__)
-    return _load_problem(path, info.st_mtime_ns, info.st_size, os.path.isdir(path),
+    return _load_problem(path, info.st_mtime_ns, info.st_size, stat.S_ISDIR(info.st_mode),
                          (info.st_ino, info.st_dev, info.st_ctime_ns))
 
 
