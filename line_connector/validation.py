@@ -643,10 +643,12 @@ def json_value_problems(value, prefix):
 _REQUEST_URL_FIELDS = ("url", "data_url", "token_url", "super_message_url")
 
 
+@lru_cache(maxsize=256)
 def _url_problem(value, proxy):
     """Why ``value`` is not a URL requests can use (or None). Uses requests'
     and urllib3's own parsers, so what passes here cannot fail later with an
-    error text that quotes the URL and its password."""
+    error text that quotes the URL and its password. A pure function of the
+    string, cached: preparing a URL costs ~0.1 ms, twice per warm send."""
     import requests
     from urllib3.util import parse_url
 
