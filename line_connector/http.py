@@ -44,16 +44,18 @@ text kept and a note; status, headers and the caller's ``extra`` keys
 """
 import contextvars
 import functools
+import heapq
+import itertools
 import json
 import math
 import os
 import random
 import socket
+import stat
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Callable
 
 from . import jsontext
 from .errors import InputError
@@ -170,14 +172,73 @@ def time_left():
 _ATTEMPT = contextvars.ContextVar("line_connector_attempt", default=None)
 
 
+class _Watchdog:
+    """One daemon thread for the whole process that shuts attempts down at
+    their deadline: starting a ``threading.Timer`` per attempt cost a thread
+    start (and a wait for it to run) on every request. Attempts are kept in a
+    heap by deadline; one that finishes is dropped lazily (and the heap
+    compacted when finished ones outnumber live ones), so a long stream of
+    quick requests under a 60 s deadline does not pile up."""
+
+    def __init__(self):
+        self._reset()
+
+    def _reset(self):
+        self._cond = threading.Condition(threading.Lock())
+        self._heap = []  # (at, seq, attempt)
+        self._live = 0
+        self._seq = itertools.count()
+        self._thread = None
+
+    def watch(self, attempt):
+        with self._cond:
+            heapq.heappush(self._heap, (attempt.at, next(self._seq), attempt))
+            self._live += 1
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="line-connector-watchdog", daemon=True)
+                self._thread.start()
+            elif self._heap[0][2] is attempt:  # the new earliest deadline: wake the thread to wait less
+                self._cond.notify()
+
+    def done(self, attempt):
+        with self._cond:
+            self._live -= 1
+            if len(self._heap) > 64 and len(self._heap) > 2 * self._live:
+                self._heap = [entry for entry in self._heap if not entry[2].done]
+                heapq.heapify(self._heap)
+
+    def _run(self):
+        while True:
+            with self._cond:
+                while True:
+                    while self._heap and self._heap[0][2].done:
+                        heapq.heappop(self._heap)
+                    if not self._heap:
+                        self._cond.wait()
+                        continue
+                    delay = self._heap[0][0] - time.monotonic()
+                    if delay > 0:
+                        self._cond.wait(delay)
+                        continue
+                    attempt = heapq.heappop(self._heap)[2]
+                    break
+            attempt.fire()  # outside the heap's lock: fire() takes the attempt's own
+
+
+_WATCHDOG = _Watchdog()
+if hasattr(os, "register_at_fork"):  # a forked child (gunicorn worker) has no watchdog thread yet
+    os.register_at_fork(after_in_child=_WATCHDOG._reset)
+
+
 class _Attempt:
-    """The sockets one attempt uses, and a timer that shuts them down at the
-    deadline. Shutting a socket down (rather than closing it) wakes the
-    thread blocked in recv() with an EOF, whatever phase it is in (TLS
-    handshake, headers, body), without racing the reading thread for the
-    file descriptor."""
+    """The sockets one attempt uses, shut down at the deadline by the
+    process's watchdog thread (``_Watchdog``). Shutting a socket down (rather
+    than closing it) wakes the thread blocked in recv() with an EOF, whatever
+    phase it is in (TLS handshake, headers, body), without racing the
+    reading thread for the file descriptor."""
 
     def __init__(self, at):
+        self.at = at
         self.lock = threading.Lock()
         self.socks = []
         self.fired = False
@@ -187,8 +248,6 @@ class _Attempt:
         self.watched = False
         #: a byte of the request may have been written (set before the write)
         self.sent = False
-        self.timer = threading.Timer(max(0.0, at - time.monotonic()), self.fire)
-        self.timer.daemon = True
 
     def add(self, sock):
         if sock is None:
@@ -216,12 +275,12 @@ class _Attempt:
 
     def __enter__(self):
         self.token = _ATTEMPT.set(self)
-        self.timer.start()
+        _WATCHDOG.watch(self)
         return self
 
     def __exit__(self, *exc):
         self.finish()
-        self.timer.cancel()
+        _WATCHDOG.done(self)
         _ATTEMPT.reset(self.token)
         return False
 
@@ -387,15 +446,37 @@ def _adapter_class():
 
 
 # ------------------------------------------------------------ requests
-@dataclass(frozen=True)
+# RetryPolicy and Request are plain classes, not dataclasses: importing
+# ``dataclasses`` (it imports ``inspect``, ``ast`` and ``dis``) and generating
+# their methods cost ~10-20 ms of every CLI run.
 class RetryPolicy:
-    max_attempts: int = 1
-    deadline: float = 60.0
-    backoff: float = 0.5
-    backoff_max: float = 8.0
-    retry_statuses: frozenset = frozenset()
-    retry_unsent: bool = True
-    retry_maybe_sent: bool = False
+    """How one request is retried (immutable, compared and hashed by value)."""
+
+    __slots__ = ("max_attempts", "deadline", "backoff", "backoff_max", "retry_statuses", "retry_unsent",
+                 "retry_maybe_sent")
+
+    def __init__(self, max_attempts=1, deadline=60.0, backoff=0.5, backoff_max=8.0, retry_statuses=frozenset(),
+                 retry_unsent=True, retry_maybe_sent=False):
+        for name, value in zip(self.__slots__, (max_attempts, deadline, backoff, backoff_max, retry_statuses,
+                                                retry_unsent, retry_maybe_sent)):
+            object.__setattr__(self, name, value)
+
+    def _values(self):
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __setattr__(self, name, value):
+        raise AttributeError("RetryPolicy is immutable: make a new one")
+
+    __delattr__ = __setattr__
+
+    def __eq__(self, other):
+        return self._values() == other._values() if type(other) is type(self) else NotImplemented
+
+    def __hash__(self):
+        return hash(self._values())
+
+    def __repr__(self):
+        return "RetryPolicy(%s)" % ", ".join("%s=%r" % pair for pair in zip(self.__slots__, self._values()))
 
     def delay(self, attempt):
         """Exponential backoff with full jitter in [base/2, base]."""
@@ -410,7 +491,6 @@ SAFE_RETRY = RetryPolicy(max_attempts=4, retry_statuses=frozenset({500, 502, 503
 UNSENT_ONLY = RetryPolicy(max_attempts=3, retry_unsent=True, retry_maybe_sent=False)
 
 
-@dataclass
 class Request:
     """One HTTP request an action wants made.
 
@@ -423,15 +503,35 @@ class Request:
     is exempt from ``MAX_BODY`` (the deadline still applies).
     """
 
-    method: str
-    url: str
-    params: Optional[dict] = None
-    headers: dict = field(default_factory=dict)
-    body: Optional[bytes] = None
-    retry: RetryPolicy = UNSENT_ONLY
-    auth: Optional[object] = None
-    extra: dict = field(default_factory=dict)
-    stream_to: Optional[Callable] = None
+    FIELDS = ("method", "url", "params", "headers", "body", "retry", "auth", "extra", "stream_to")
+
+    def __init__(self, method, url, params=None, headers=None, body=None, retry=UNSENT_ONLY, auth=None,
+                 extra=None, stream_to=None):
+        self.method = method
+        self.url = url
+        self.params = params
+        self.headers = {} if headers is None else headers
+        self.body = body
+        self.retry = retry
+        self.auth = auth
+        self.extra = {} if extra is None else extra
+        self.stream_to = stream_to
+
+    def replace(self, **changes):
+        """A copy with ``changes`` (as ``dataclasses.replace`` made)."""
+        unknown = set(changes) - set(self.FIELDS)
+        if unknown:
+            raise TypeError("Request has no field %s" % ", ".join(sorted(unknown)))
+        values = {name: getattr(self, name) for name in self.FIELDS}
+        values.update(changes)
+        return Request(**values)
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return all(getattr(self, name) == getattr(other, name) for name in self.FIELDS)
+
+    __hash__ = None  # mutable, as the dataclass it replaces
 
     def __repr__(self):
         # headers, params and body carry credentials (an OAuth token request
@@ -664,24 +764,41 @@ def _ca_bundle_problem(path):
     """Why ``path`` cannot serve as a CA bundle, or None. Loading the bundle
     is what requests does on every connection (via
     ``SSLContext.load_verify_locations``), so the same call is the check; it
-    is made once per version of the file (its size and modification time)."""
+    is made once per version of the file (its size, modification and change
+    times and inode): in this process, and across processes through a
+    verdict kept in the cache directory (loading a system bundle of ~140
+    certificates costs ~25 ms of every CLI run)."""
     try:
         info = os.stat(path)
     except FileNotFoundError:
         return "points to a file that does not exist"
     except OSError as exc:
         return "points to a file that cannot be read (%s)" % (exc.strerror or type(exc).__name__)
-    return _load_problem(path, info.st_mtime_ns, info.st_size, os.path.isdir(path))
+    return _load_problem(path, info.st_mtime_ns, info.st_size, stat.S_ISDIR(info.st_mode),
+                         (info.st_ino, info.st_dev, info.st_ctime_ns))
+
+
+def _bundle_verdict_path(path, mtime_ns, size, identity):
+    import hashlib
+
+    from .filecache import cache_dir
+
+    key = "\0".join(map(str, ("ca-bundle-ok", 1, os.path.abspath(path), mtime_ns, size) + tuple(identity)))
+    return os.path.join(cache_dir(), "checked", "ca-" + hashlib.sha256(key.encode("utf-8", "surrogatepass"))
+                        .hexdigest())
 
 
 @functools.lru_cache(maxsize=16)
-def _load_problem(path, mtime_ns, size, is_dir):
+def _load_problem(path, mtime_ns, size, is_dir, identity=()):
     import ssl
 
     if is_dir:  # a c_rehash directory is read lazily, per certificate: only access is checkable
         if not os.access(path, os.R_OK | os.X_OK):
             return "points to a directory that cannot be read"
         return None
+    verdict = _bundle_verdict_path(path, mtime_ns, size, identity) if identity else None
+    if verdict is not None and os.path.isfile(verdict):
+        return None  # this very file loaded fine before (only good verdicts are kept)
     try:
         ssl.create_default_context(cafile=path)
     except ssl.SSLError as exc:
@@ -690,7 +807,20 @@ def _load_problem(path, mtime_ns, size, is_dir):
     except (OSError, ValueError) as exc:
         return "points to a file that cannot be read (%s)" % (getattr(exc, "strerror", None)
                                                               or type(exc).__name__)
+    if verdict is not None:
+        _remember_verdict(verdict)
     return None
+
+
+def _remember_verdict(path):
+    """Best effort, as the manifest's verdicts: an unwritable cache only costs speed."""
+    from .state import _make_private_dirs
+
+    try:
+        _make_private_dirs(os.path.dirname(path))
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600))
+    except OSError:
+        pass
 
 
 class HttpClient:

@@ -11,15 +11,13 @@ from .http import DEFAULT_DEADLINE, DEFAULT_TIMEOUT, check_seconds, client_for, 
 from .manifest import manifest
 from . import state
 from .redaction import Redactor
-from .validation import (apply_defaults, errors_to_details, iter_errors, json_value_problems, url_problems,
-                         validator_for_inline)
+from .validation import apply_defaults, errors_to_details, inline_errors, iter_errors, json_value_problems, url_problems
 
 
 def _asset_details(asset_name, values):
     aspec = manifest().asset(asset_name)
     filled = apply_defaults(aspec.schema, values)
-    validator = validator_for_inline("asset:" + asset_name, aspec.schema)
-    return filled, errors_to_details(validator.iter_errors(filled), "asset")
+    return filled, errors_to_details(inline_errors("asset:" + asset_name, aspec.schema, filled), "asset")
 
 
 def secret_fields(spec):
@@ -43,7 +41,7 @@ def _integral_floats_as_int(value):
     if isinstance(value, dict):
         return {k: _integral_floats_as_int(v) for k, v in value.items()}
     if isinstance(value, list):
-        if all(type(v) is str for v in value):  # recipient lists: nothing to convert
+        if set(map(type, value)) == {str}:  # recipient lists: nothing to convert (a C-level pass)
             return value
         return [_integral_floats_as_int(v) for v in value]
     return value

@@ -23,7 +23,6 @@ Retries:
   operations per audienceGroupId on exactly these two endpoints (using-audience,
   "Limit on concurrent operations").
 """
-from dataclasses import replace
 
 from line_connector.action import ChunkedAction
 from line_connector.http import SAFE_RETRY
@@ -62,7 +61,7 @@ class _Upload(ChunkedAction, LineAction):
                                     extra=self.chunk_extra(index, chunk, total))
         # PUT even from CreateAudience (a POST action); a repeat of the same
         # PUT adds no one new (see the module docstring), so it is resent like a read
-        return replace(request, method="PUT", retry=SAFE_RETRY)
+        return request.replace(method="PUT", retry=SAFE_RETRY)
 
 
 class CreateAudience(_Upload):

@@ -15,7 +15,6 @@ here, once:
   endpoints, 500 per request (``ChunkedAction``), one result per chunk with
   the user IDs it carried.
 """
-import dataclasses
 import io
 import os
 import stat
@@ -288,7 +287,7 @@ class _RichMenuUsers(ChunkedAction, LineAction):
 
     def chunk_request(self, inputs, index, chunk, total):
         req = self.line_request(body=self.bulk_body(inputs, chunk), path=self.bulk_path)
-        req = dataclasses.replace(req, method="POST", extra=dict(req.extra))
+        req = req.replace(method="POST", extra=dict(req.extra))
         req.extra.update(self.chunk_extra(index, chunk, total))
         return req
 
