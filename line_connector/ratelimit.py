@@ -103,11 +103,13 @@ def endpoint_of(method, path):
 def bucket_shape(limit, per, factor):
     """(burst, refill per second) such that any window of ``per`` seconds
     holds at most ``factor x limit`` requests: burst + refill x per equals
-    that share (a token bucket admits at most burst + rate x T in any T)."""
+    that share (a token bucket admits at most burst + rate x T in any T).
+    A share below one request per window (a tiny factor on an hourly
+    limit) still lets one request through, then ``share`` per window."""
     allowed = limit * factor
     share = 0.1 if per <= SECOND else 0.5
     burst = max(1.0, math.floor(allowed * share))
-    refill = max(allowed - burst, allowed * 0.5 if allowed < 2 else 0.0) / per
+    refill = (allowed - burst if allowed > burst else allowed) / per
     return burst, max(refill, 1e-9)
 
 
@@ -409,3 +411,33 @@ def _redis_take(store, key, rate, burst, max_wait):
                       args=[repr(float(rate)), repr(float(burst)), repr(float(max_wait)), ttl_ms])
     text = raw.decode("ascii") if isinstance(raw, bytes) else str(raw or "")
     return float(text) if text else None
+
+
+# ------------------------------------------------------------------ /metrics
+def prometheus_collector():
+    """A prometheus_client collector of this process's limiter counters
+    (the service registers it). Labels are closed sets: the endpoints of
+    LIMITS, ``other``, and the causes of ``cause_of_429``."""
+    from prometheus_client.core import CounterMetricFamily
+
+    class Collector:
+        def collect(self):
+            now = counts()
+            waits = CounterMetricFamily("line_connector_rate_limit_waits",
+                                        "LINE requests that waited for the rate limiter, by endpoint.",
+                                        labels=["endpoint"])
+            seconds = CounterMetricFamily("line_connector_rate_limit_wait_seconds",
+                                          "Seconds LINE requests waited for the rate limiter, by endpoint.",
+                                          labels=["endpoint"])
+            refused = CounterMetricFamily("line_connector_line_429",
+                                          "429 answers from LINE, by endpoint and cause (rate, concurrency, "
+                                          "monthly, additional, unknown).", labels=["endpoint", "cause"])
+            for label, n in sorted(now["waits"].items()):
+                waits.add_metric([label], n)
+            for label, s in sorted(now["wait_seconds"].items()):
+                seconds.add_metric([label], s)
+            for (label, cause), n in sorted(now["429"].items()):
+                refused.add_metric([label, cause], n)
+            return [waits, seconds, refused]
+
+    return Collector()

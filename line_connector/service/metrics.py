@@ -46,6 +46,9 @@ class Metrics:
             "line_connector_webhook_events",
             "Webhook events by route and outcome (handed_over, duplicate, rejected, sink_failed).",
             ["route", "outcome"], registry=self.registry)
+        from ..ratelimit import prometheus_collector
+
+        self.registry.register(prometheus_collector())  # LINE rate limiter waits and 429s (process-wide)
 
     def action_label(self, name):
         """``name`` if it is a known action, else ``"other"`` (never caller text)."""
