@@ -40,6 +40,7 @@ concurrency limit is retried with backoff and jitter within the deadline,
 the same retry key on every attempt; the monthly or additional message
 limit is never retried (``cause_of_429``, ``note_for_429``).
 """
+import contextvars
 import hashlib
 import math
 import os
@@ -47,6 +48,7 @@ import re
 import struct
 import threading
 import time
+from contextlib import contextmanager
 from functools import lru_cache
 
 from .state import FileStore, MemoryStore, _os_lock, _os_unlock, key_hash
@@ -123,22 +125,35 @@ def channel_digest(asset):
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-# ------------------------------------------------------------------ counters
-_COUNTS_GUARD = threading.Lock()
-#: process-wide: {"waits": {label: n}, "wait_seconds": {label: s}, "429": {(label, cause): n}}
-COUNTS = {"waits": {}, "wait_seconds": {}, "429": {}}
+# ------------------------------------------------------------------ observers
+#: labels a metric may carry: the endpoints of LIMITS and OTHER (a closed set)
+LABELS = frozenset(label for _m, _r, label, _l, _p in _TABLE) | {OTHER}
+#: the causes ``cause_of_429`` gives
+CAUSES = ("rate", "concurrency", "monthly", "additional", "unknown")
+_OBSERVER = contextvars.ContextVar("line_connector_ratelimit_observer", default=None)
 
 
-def _count(kind, key, amount=1):
-    with _COUNTS_GUARD:
-        table = COUNTS[kind]
-        table[key] = table.get(key, 0) + amount
+@contextmanager
+def observe(callback):
+    """Within it (worker threads too: they copy the context),
+    ``callback(kind, endpoint label, amount, cause)`` is told of every
+    limiter wait (``"wait"``, seconds) and every 429 from LINE (``"429"``,
+    1, its cause): the service's /metrics. An exception it raises is
+    ignored: a metric never fails a send."""
+    token = _OBSERVER.set(callback)
+    try:
+        yield
+    finally:
+        _OBSERVER.reset(token)
 
 
-def counts():
-    """A copy of the process's counters (for /metrics)."""
-    with _COUNTS_GUARD:
-        return {k: dict(v) for k, v in COUNTS.items()}
+def _tell(kind, label, amount, cause=None):
+    callback = _OBSERVER.get()
+    if callback is not None:
+        try:
+            callback(kind, label, amount, cause)
+        except Exception:
+            pass
 
 
 # ------------------------------------------------------------------ 429s
@@ -235,8 +250,7 @@ class Limiter:
                          "deadline; nothing of it left the machine"
                          % (self.endpoint, self.limit, _WINDOW_WORDS.get(self.per, "%g s" % self.per),
                             self.factor * 100, -wait))
-        _count("waits", self.label)
-        _count("wait_seconds", self.label, wait)
+        _tell("wait", self.label, wait)
         self.sleep(wait)
         return wait, None
 
@@ -244,7 +258,7 @@ class Limiter:
         if result.get("status_code") != 429:
             return False
         cause = cause_of_429(result.get("json_body"))
-        _count("429", (self.label, cause))
+        _tell("429", self.label, 1, cause)
         return cause in RETRIED
 
 
@@ -412,32 +426,3 @@ def _redis_take(store, key, rate, burst, max_wait):
     text = raw.decode("ascii") if isinstance(raw, bytes) else str(raw or "")
     return float(text) if text else None
 
-
-# ------------------------------------------------------------------ /metrics
-def prometheus_collector():
-    """A prometheus_client collector of this process's limiter counters
-    (the service registers it). Labels are closed sets: the endpoints of
-    LIMITS, ``other``, and the causes of ``cause_of_429``."""
-    from prometheus_client.core import CounterMetricFamily
-
-    class Collector:
-        def collect(self):
-            now = counts()
-            waits = CounterMetricFamily("line_connector_rate_limit_waits",
-                                        "LINE requests that waited for the rate limiter, by endpoint.",
-                                        labels=["endpoint"])
-            seconds = CounterMetricFamily("line_connector_rate_limit_wait_seconds",
-                                          "Seconds LINE requests waited for the rate limiter, by endpoint.",
-                                          labels=["endpoint"])
-            refused = CounterMetricFamily("line_connector_line_429",
-                                          "429 answers from LINE, by endpoint and cause (rate, concurrency, "
-                                          "monthly, additional, unknown).", labels=["endpoint", "cause"])
-            for label, n in sorted(now["waits"].items()):
-                waits.add_metric([label], n)
-            for label, s in sorted(now["wait_seconds"].items()):
-                seconds.add_metric([label], s)
-            for (label, cause), n in sorted(now["429"].items()):
-                refused.add_metric([label, cause], n)
-            return [waits, seconds, refused]
-
-    return Collector()

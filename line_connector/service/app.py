@@ -408,13 +408,15 @@ class ServiceApp:
 
     def _run_counted(self, spec, asset, inputs):
         from ..http import observe_attempts
+        from ..ratelimit import observe
         from ..runner import run_action
 
         run = self._run or run_action
         name = spec.name
         metrics = self.metrics
         try:
-            with observe_attempts(lambda seconds: metrics.observe_latency(name, seconds)):
+            with observe_attempts(lambda seconds: metrics.observe_latency(name, seconds)), \
+                    observe(metrics.count_rate_limit):
                 output = run(name, asset, inputs, local_files=False)
         except InputError as exc:
             metrics.count_request(name, "invalid")
