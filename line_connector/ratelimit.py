@@ -352,6 +352,22 @@ def _file_take(store, key, rate, burst, max_wait):
         return _memory_take(store._degrade(exc), key, rate, burst, max_wait)
 
 
+if hasattr(os, "pread"):
+    def _pread(fd, size):
+        return os.pread(fd, size, 0)
+
+    def _pwrite(fd, data):
+        os.pwrite(fd, data, 0)
+else:  # Windows: the same under the lock, in two calls
+    def _pread(fd, size):
+        os.lseek(fd, 0, os.SEEK_SET)
+        return os.read(fd, size)
+
+    def _pwrite(fd, data):
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.write(fd, data)
+
+
 def _locked_take(fd, tlock, rate, burst, max_wait):
     with tlock:  # an OS lock is per open file: the threads of this process take turns first
         started = time.monotonic()
@@ -363,7 +379,7 @@ def _locked_take(fd, tlock, rate, burst, max_wait):
             time.sleep(pause)
             pause = min(pause * 2, 0.01)
         try:
-            raw = os.pread(fd, _RECORD.size, 0)
+            raw = _pread(fd, _RECORD.size)
             now = time.time()
             if not raw:
                 tokens, stamp = burst, now  # a new bucket starts full
@@ -372,7 +388,7 @@ def _locked_take(fd, tlock, rate, burst, max_wait):
                 if not (math.isfinite(tokens) and math.isfinite(stamp)) or stamp > now + 3600:
                     tokens, stamp = 0.0, now  # damaged: an empty bucket, the safe side
             tokens, stamp, out = _step(tokens, stamp, now, rate, burst, max_wait)
-            os.pwrite(fd, _RECORD.pack(tokens, stamp), 0)
+            _pwrite(fd, _RECORD.pack(tokens, stamp))
             return out
         finally:
             _os_unlock(fd)

@@ -314,3 +314,41 @@ def test_without_a_shared_store_two_processes_exceed_the_lowered_limit(tmp_path)
                                                        factor=LOW_FACTOR)
     multicast = stats["rate_limits"][MULTICAST]
     assert multicast["busiest_second"] > 200 * LOW_FACTOR or multicast["refused"] > 0, multicast
+
+
+def test_the_redis_bucket_is_one_atomic_step_and_a_damaged_key_is_an_empty_bucket(redis_url):
+    """100 takes from 5 threads on 10/s, burst 1: the last turn is 9.9 s
+    after the first (a read-modify-write would lose updates and hand out
+    the same turns twice). A key of the wrong type reads as an empty
+    bucket, never an error."""
+    import redis
+
+    from line_connector.state_redis import RedisStore
+
+    store = RedisStore(redis_url)
+    key = "channel-%s\nPOST /v2/bot/message/multicast" % uuid.uuid4().hex
+    started = time.time()
+    slots = []
+
+    def work():
+        for _ in range(20):
+            slots.append(time.time() + (ratelimit.take(store, key, 10.0, 1.0, 60.0) or 0))
+
+    threads = [threading.Thread(target=work) for _ in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert max(slots) >= started + 9.9
+    ordered = sorted(slots)
+    assert all(b - a >= 0.09 for a, b in zip(ordered[1:], ordered[2:]))  # one turn each, 0.1 s apart
+    # the bucket holds no credential, under the pack's prefix
+    raw = redis.Redis.from_url(redis_url)
+    rkey = "line-connector:ratelimit:" + state.key_hash("ratelimit", key)
+    assert raw.type(rkey) == b"hash" and 0 < raw.pttl(rkey) <= 62000
+    raw.delete(rkey)
+    raw.set(rkey, b"not a bucket")
+    wait = ratelimit.take(store, key, 10.0, 1.0, 60.0)
+    assert wait is not None and 0.09 <= wait <= 0.11
+    assert ratelimit.take(store, key, 10.0, 1.0, 0.05) < 0  # past max_wait: refused, nothing reserved
+    store.close()
