@@ -16,8 +16,8 @@ What:
 * One bucket per channel (a digest of the credential and the base URL,
   never the credential) and endpoint, held in the state store: a file under
   ``<state dir>/ratelimit/`` updated under an OS file lock (every process
-  of the machine), or a Redis hash updated by one Lua script using Redis's
-  own clock (replicas and machines). A process-only memory bucket when the
+  of the machine), or a small Redis string updated by one Lua script using
+  Redis's own clock (replicas and machines). A process-only memory bucket when the
   store is the degraded in-memory one.
 * The bucket's size and refill are chosen so that ANY window of the limit's
   length (a second, a minute, an hour) holds at most ``rate_limit_factor``
@@ -395,22 +395,24 @@ def _locked_take(fd, tlock, rate, burst, max_wait):
 
 
 # ------------------------------------------------------------------ Redis
-# KEYS[1]: the bucket (a hash: t tokens, s stamp); ARGV: rate, burst,
-# max wait, ttl ms. Redis's clock (TIME), so machines with skewed clocks
-# share one bucket correctly. Returns a string: "" (a token was there), the
-# wait (reserved) or "-wait" (refused, nothing reserved).
+# KEYS[1]: the bucket, a string "<tokens> <stamp>"; ARGV: rate, burst, max
+# wait, ttl ms. Redis's clock (TIME), so machines with skewed clocks share
+# one bucket correctly. Returns a string: "" (a token was there), the wait
+# (reserved) or "-wait" (refused, nothing reserved). A value of another
+# shape or type is an empty bucket (the safe side).
 _TAKE = """
 local now = redis.call('TIME')
 now = tonumber(now[1]) + tonumber(now[2]) / 1000000
 local rate, burst, maxw = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local got = redis.pcall('HMGET', KEYS[1], 't', 's')
+local got = redis.pcall('GET', KEYS[1])
 local tokens, stamp = burst, now
-if type(got) == 'table' and got.err == nil then
-  if got[1] or got[2] then
-    tokens, stamp = tonumber(got[1]), tonumber(got[2])
-    if tokens == nil or stamp == nil or stamp > now + 3600 then tokens, stamp = 0, now end
+if type(got) == 'string' then
+  local t, s = string.match(got, '^(%-?[0-9.e+-]+) ([0-9.e+-]+)$')
+  tokens, stamp = tonumber(t), tonumber(s)
+  if tokens == nil or stamp == nil or tokens ~= tokens or stamp ~= stamp or stamp > now + 3600 then
+    tokens, stamp = 0, now
   end
-else
+elseif type(got) == 'table' and got.err then
   redis.call('DEL', KEYS[1])
   tokens, stamp = 0, now
 end
@@ -425,8 +427,7 @@ if tokens < 1 then
   if wait > maxw then return '-' .. string.format('%.6f', wait) end
   out = string.format('%.6f', wait)
 end
-redis.call('HSET', KEYS[1], 't', string.format('%.9f', tokens - 1), 's', string.format('%.6f', stamp))
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
+redis.call('SET', KEYS[1], string.format('%.9f %.6f', tokens - 1, stamp), 'PX', ARGV[4])
 return out
 """
 
