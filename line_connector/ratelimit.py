@@ -313,28 +313,25 @@ MAX_OPEN_BUCKETS = 256
 
 def _bucket_file(store, key):
     """(fd, thread lock, transient) of the bucket file: opened once per
-    process and kept (while it is still the file at its path), up to
+    process and kept while the file is still linked (someone removing the
+    state directory unlinks it: then it is opened anew), up to
     MAX_OPEN_BUCKETS; past that opened per call (``transient``: the caller
     closes it)."""
-    path = os.path.join(store._dir(NAMESPACE), key_hash(NAMESPACE, key) + ".bucket")
+    slot = (store.root, key)
     with _FILES_GUARD:
-        found = _FILES.get(path)
+        found = _FILES.get(slot)
         if found is not None:
-            try:
-                same = os.path.samestat(os.fstat(found[0]), os.lstat(path))
-            except FileNotFoundError:  # removed (the state directory was cleared): open it anew
-                same = False
-                store._ready.discard(NAMESPACE)
-                path = os.path.join(store._dir(NAMESPACE), key_hash(NAMESPACE, key) + ".bucket")
-            if same:
+            if os.fstat(found[0]).st_nlink > 0:
                 return found[0], found[1], False
-            _FILES.pop(path, None)
-            # the old descriptor is left open: another thread may be using it
-            # right now, and closing it could hand its number to another file.
-            # This happens only when someone removes the state directory.
+            # removed: the old descriptor is left open (another thread may be
+            # using it right now, and closing it could hand its number to
+            # another file); this happens only when the directory is removed
+            del _FILES[slot]
+            store._ready.discard(NAMESPACE)
+        path = os.path.join(store._dir(NAMESPACE), key_hash(NAMESPACE, key) + ".bucket")
         if len(_FILES) >= MAX_OPEN_BUCKETS:
             return store._open_lock(path), threading.Lock(), True
-        found = _FILES[path] = (store._open_lock(path), threading.Lock())
+        found = _FILES[slot] = (store._open_lock(path), threading.Lock())
         return found[0], found[1], False
 
 

@@ -371,3 +371,17 @@ def test_the_redis_bucket_is_one_atomic_step_and_a_damaged_key_is_an_empty_bucke
     assert wait is not None and 0.09 <= wait <= 0.11
     assert ratelimit.take(store, key, 10.0, 1.0, 0.05) < 0  # past max_wait: refused, nothing reserved
     store.close()
+
+
+def test_a_removed_state_directory_gets_a_new_bucket_file_never_a_stale_one(tmp_path):
+    import shutil
+
+    root = str(tmp_path / "state")
+    store = state.FileStore(root)
+    key = "channel\nPOST /v2/bot/message/multicast"
+    assert ratelimit.take(store, key, 10.0, 1.0, 5.0) is None
+    assert ratelimit.take(store, key, 10.0, 1.0, 5.0) > 0
+    shutil.rmtree(root)
+    assert ratelimit.take(store, key, 10.0, 1.0, 5.0) is None  # a new bucket, in a file that exists
+    path = os.path.join(root, "ratelimit", state.key_hash("ratelimit", key) + ".bucket")
+    assert os.path.getsize(path) == 16 and store.shared
