@@ -289,7 +289,7 @@ def cmd_sandbox(args):
                    "this machine); IPv6 %s is supported by `line-connector webhook`" % args.host)
         _error(message, [{"path": "--host", "message": message}])
         return EXIT_INPUT
-    sandbox = Sandbox(host=args.host, port=args.port, faults=faults).start()
+    sandbox = Sandbox(host=args.host, port=args.port, faults=faults, rate_limits=args.rate_limits).start()
     _print_json({"url": sandbox.url, "assets": sandbox.demo_assets()}, sys.stdout)
     sandbox.log("listening", message="sandbox listening on %s (Ctrl-C to stop)" % sandbox.url, url=sandbox.url)
     signal.signal(signal.SIGTERM, lambda *_: sandbox.stop())
@@ -568,14 +568,17 @@ def build_parser():
     p.add_argument("--port", type=_port, default=SANDBOX_PORT, help="port to listen on (0: any free port)")
     p.add_argument("--fault-rate", type=float, default=0.0, metavar="R", help="share of requests to fail (0-1)")
     p.add_argument("--faults", default="500,503,429,slow,reset,reset_after", metavar="KINDS",
-                   help="comma-separated fault kinds: 500, 503, 429, slow (answer after the client gave up), "
+                   help="comma-separated fault kinds: 500, 503, 429 (LINE's monthly limit), slow (answer after the client gave up), "
                         "reset (drop before processing), reset_after (drop after processing); on request also "
                         "drip (processed, then the body one byte a second) and endless (processed, then a "
-                        "chunked body that never ends)")
+                        "chunked body that never ends), 429_rate and 429_concurrency (LINE's rate and concurrency limits)")
     p.add_argument("--seed", type=int, default=None,
                    help="seed for reproducible faults (default: a different sequence each run)")
     p.add_argument("--slow-seconds", type=float, default=35.0, metavar="S",
                    help="delay of a 'slow' answer, in seconds (35: past the pack's 30 s read timeout)")
+    p.add_argument("--rate-limits", action="store_true",
+                   help="enforce LINE's per-channel rate limits (429 past them, as LINE answers); "
+                        "GET /_sandbox/stats shows each endpoint's busiest second")
     p.set_defaults(func=cmd_sandbox)
 
     p = sub.add_parser("webhook", help="receive LINE webhooks locally: verify and print one JSON event per line")

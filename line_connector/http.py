@@ -503,10 +503,10 @@ class Request:
     is exempt from ``MAX_BODY`` (the deadline still applies).
     """
 
-    FIELDS = ("method", "url", "params", "headers", "body", "retry", "auth", "extra", "stream_to")
+    FIELDS = ("method", "url", "params", "headers", "body", "retry", "auth", "extra", "stream_to", "limiter")
 
     def __init__(self, method, url, params=None, headers=None, body=None, retry=UNSENT_ONLY, auth=None,
-                 extra=None, stream_to=None):
+                 extra=None, stream_to=None, limiter=None):
         self.method = method
         self.url = url
         self.params = params
@@ -516,6 +516,10 @@ class Request:
         self.auth = auth
         self.extra = {} if extra is None else extra
         self.stream_to = stream_to
+        #: paces each attempt and judges 429s (``line_connector.ratelimit.Limiter``):
+        #: ``wait(max_wait)`` -> (seconds waited, None) or (0, why not sent);
+        #: ``retry(result)`` -> True for a refusal worth another attempt
+        self.limiter = limiter
 
     def replace(self, **changes):
         """A copy with ``changes`` (as ``dataclasses.replace`` made)."""
@@ -880,11 +884,20 @@ class HttpClient:
         attempt = 0
         uncertain = False  # did any attempt possibly reach the server without a clear answer?
         result = None
+        throttled = 0.0
         while True:
             if time_left() < MIN_ATTEMPT_TIME:
                 if result is None:  # never started: say so, nothing left the machine
                     result = _deadline_result(deadline.seconds, started=False)
                 break
+            if request.limiter is not None:  # the rate limit's wait counts against the deadline
+                waited, refused = request.limiter.wait(time_left() - MIN_ATTEMPT_TIME)
+                throttled += waited
+                if refused:
+                    if result is None:
+                        result = _deadline_result(deadline.seconds, started=False)
+                        result["note"] = refused
+                    break
             attempt += 1
             headers = dict(request.headers)
             if request.auth is not None:
@@ -937,7 +950,8 @@ class HttpClient:
                             uncertain = True
                         else:
                             uncertain = uncertain or resp.status_code >= 500
-                            retryable = resp.status_code in policy.retry_statuses
+                            retryable = resp.status_code in policy.retry_statuses or (
+                                request.limiter is not None and request.limiter.retry(result))
             _observe(attempt_started)
             if not retryable or attempt >= policy.max_attempts:
                 break
@@ -950,6 +964,8 @@ class HttpClient:
                 break  # the sleep overran: no attempt is started that could not finish in time
         if attempt:
             result["attempts"] = attempt
+        if throttled:
+            result["throttled_ms"] = round(throttled * 1000, 1)
         failed = result["status_code"] == 0 or result["status_code"] >= 400 or "error" in result
         if failed and uncertain and request.method != "GET":
             # an earlier or the last attempt may have been processed: never claim it was not

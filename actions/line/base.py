@@ -16,6 +16,7 @@ import uuid
 from functools import cached_property
 from urllib.parse import quote
 
+from line_connector import ratelimit
 from line_connector.action import Action
 from line_connector.http import SAFE_RETRY, UNSENT_ONLY, Request, json_bytes
 
@@ -70,6 +71,11 @@ class LineAction(Action):
     @cached_property
     def auth(self):
         return line_auth(self.asset_name, self.asset, self.redactor)
+
+    @cached_property
+    def channel(self):
+        """Whose rate limits a request counts against (line_connector.ratelimit)."""
+        return ratelimit.channel_digest(self.asset)
 
     def build(self, inputs):
         path = self.path_for(inputs)
@@ -132,8 +138,11 @@ class LineAction(Action):
             headers[RETRY_KEY_HEADER] = key
             extra["retry_key"] = key
         idempotent = self.idempotent if self.idempotent is not None else (self.method == "GET" or self.retry_key)
+        limiter = ratelimit.Limiter(self.channel, self.method, path or self.path,
+                                    self.asset.get("rate_limit_factor", ratelimit.DEFAULT_FACTOR))
         return Request(self.method, self.url(path or self.path), params=params, headers=headers, body=data,
-                       retry=SAFE_RETRY if idempotent else UNSENT_ONLY, auth=self.auth, extra=extra)
+                       retry=SAFE_RETRY if idempotent else UNSENT_ONLY, auth=self.auth, extra=extra,
+                       limiter=limiter)
 
     def judge(self, request, result):
         status = result["status_code"]
@@ -159,9 +168,8 @@ class LineAction(Action):
             result["note"] = ("already accepted: LINE accepted a request with this retry key before "
                               "(request id %s); nothing was sent twice" % headers[ACCEPTED_HEADER])
             return True
-        if status == 429:
-            result["note"] = ("rate limit or monthly message quota exceeded (LINE sends no Retry-After; "
-                              "see json_body.message, and line_get_quota / line_get_consumption)")
+        if status == 429:  # LINE processed nothing; the note says the cause and what to do
+            result["note"] = ratelimit.note_for_429(result)
         elif status == 401:
             result["note"] = "authentication failed: check the channel access token or client credentials"
         if result.get("delivery") == "unknown":

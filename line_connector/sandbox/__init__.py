@@ -65,8 +65,15 @@ class Sandbox:
     ``log_stream`` (stderr by default)."""
 
     def __init__(self, host="127.0.0.1", port=0, faults=None, credentials=None, ssl_context=None,
-                 max_connections=MAX_CONNECTIONS, log_stream=None):
+                 max_connections=MAX_CONNECTIONS, log_stream=None, rate_limits=None):
         self.host = host
+        #: LINE's rate limits enforced (True, or {endpoint: (limit, per seconds)}
+        #: overrides): see sandbox/ratelimits.py
+        self.rate_limits = None
+        if rate_limits:
+            from .ratelimits import RateLimits
+
+            self.rate_limits = RateLimits(rate_limits if isinstance(rate_limits, dict) else None)
         self.max_connections = max_connections
         self.log_stream = log_stream
         self.port = port
@@ -140,6 +147,10 @@ class Sandbox:
             return Reply(200, self.stats())
         with self.line.lock:
             self.requests += 1
+        if self.rate_limits is not None and incoming.path.startswith("/v2/"):
+            refused = self.rate_limits.check(incoming.method, incoming.path, incoming.header("authorization"))
+            if refused is not None:  # LINE's answer past a rate limit: nothing processed
+                return Reply(429, refused, {"X-Line-Request-Id": new_request_id()})
         handler = self._routes.get((incoming.method, incoming.path))
         if handler is None:
             for method, regex, candidate in self._patterns:
@@ -170,8 +181,11 @@ class Sandbox:
                   "rejected": {str(k): v for k, v in self.nxcloud.rejected.items()}}
         with self.sobot.lock:
             sobot = {"token_requests": self.sobot.token_requests}
-        return {"requests": self.requests, "faults_injected": dict(self.faults.injected),
-                "line": line, "nxcloud": nx, "sobot": sobot}
+        out = {"requests": self.requests, "faults_injected": dict(self.faults.injected),
+               "line": line, "nxcloud": nx, "sobot": sobot}
+        if self.rate_limits is not None:
+            out["rate_limits"] = self.rate_limits.stats()
+        return out
 
     # ------------------------------------------------------------ assets
     def demo_assets(self):

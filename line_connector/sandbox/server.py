@@ -6,7 +6,10 @@ sizes, read deadlines, a cap on connections, JSON-line logs only.
 Faults (scripted for the first requests with ``script``, then chosen per
 request at ``rate`` with a seeded RNG):
 
-* ``500`` / ``503`` / ``429``: answered at once, the request NOT processed;
+* ``500`` / ``503`` / ``429``: answered at once, the request NOT processed
+  (``429``: LINE's monthly limit body, which a client must not retry;
+  ``429_rate`` / ``429_concurrency``: LINE's rate and concurrency limit
+  bodies, which LINE asks clients to retry later);
 * ``slow``: processed, then the answer is delayed by ``slow_seconds`` (past
   the client's read timeout: the classic duplicate trap);
 * ``reset``: the connection is dropped before processing;
@@ -28,7 +31,8 @@ from urllib.parse import parse_qs, urlsplit
 
 from ..serverbase import HardenedHandler, HardenedServer
 
-FAULT_KINDS = ("500", "503", "429", "slow", "reset", "reset_after", "drip", "endless")
+FAULT_KINDS = ("500", "503", "429", "slow", "reset", "reset_after", "drip", "endless", "429_rate",
+               "429_concurrency")
 #: What a FaultPlan injects unless told: drip and endless only on request,
 #: since they hold a client without a total deadline for minutes.
 DEFAULT_KINDS = ("500", "503", "429", "slow", "reset", "reset_after")
@@ -120,7 +124,7 @@ class _Handler(HardenedHandler):
                             {k.lower(): v for k, v in self.headers.items()}, body)
         faults = sandbox.faults
         fault = faults.draw(parts.path)
-        if fault in ("500", "503", "429"):
+        if fault in ("500", "503", "429", "429_rate", "429_concurrency"):
             return self._send(_fault_reply(fault))
         if fault == "reset":
             return self._drop()
@@ -189,10 +193,11 @@ def _encode(body):
 
 
 def _fault_reply(kind):
-    status = int(kind)
-    messages = {500: "Internal server error (sandbox fault)", 503: "Service unavailable (sandbox fault)",
-                429: "The API rate limit has been exceeded. Try again later. (sandbox fault)"}
-    return Reply(status, {"message": messages[status]})
+    from ..ratelimit import CONCURRENCY_TEXT, MONTHLY_TEXT, RATE_TEXT
+
+    messages = {"500": "Internal server error (sandbox fault)", "503": "Service unavailable (sandbox fault)",
+                "429": MONTHLY_TEXT, "429_rate": RATE_TEXT, "429_concurrency": CONCURRENCY_TEXT}
+    return Reply(int(kind[:3]), {"message": messages[kind]})
 
 
 class SandboxServer(HardenedServer):

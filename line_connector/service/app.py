@@ -561,6 +561,7 @@ class ServiceApp:
 
     def _run_counted(self, spec, asset, inputs):
         from ..http import observe_attempts, peer_policy
+        from ..ratelimit import observe
         from ..runner import run_action
 
         run = self._run or run_action
@@ -569,7 +570,8 @@ class ServiceApp:
         # an inline asset's URLs are the caller's: every connection of its run is checked
         policy = self.config.inline_policy if isinstance(asset, InlineAsset) else None
         try:
-            with observe_attempts(lambda seconds: metrics.observe_latency(name, seconds)), peer_policy(policy):
+            with observe_attempts(lambda seconds: metrics.observe_latency(name, seconds)), peer_policy(policy), \
+                    observe(metrics.count_rate_limit):
                 output = run(name, asset, inputs, local_files=False)
         except StateMisconfigured as exc:  # the service's setting, not the caller's input: nothing was sent
             metrics.count_request(name, "error")

@@ -46,6 +46,15 @@ class Metrics:
             "line_connector_webhook_events",
             "Webhook events by route and outcome (handed_over, duplicate, sink_failed; deliveries rejected, busy).",
             ["route", "outcome"], registry=self.registry)
+        self.rate_limit_waits = Counter(
+            "line_connector_rate_limit_waits", "LINE requests that waited for the rate limiter, by endpoint.",
+            ["endpoint"], registry=self.registry)
+        self.rate_limit_wait_seconds = Counter(
+            "line_connector_rate_limit_wait_seconds", "Seconds LINE requests waited for the rate limiter.",
+            ["endpoint"], registry=self.registry)
+        self.line_429 = Counter(
+            "line_connector_line_429", "429 answers from LINE by endpoint and cause (rate, concurrency, "
+            "monthly, additional, unknown).", ["endpoint", "cause"], registry=self.registry)
 
     def action_label(self, name):
         """``name`` if it is a known action, else ``"other"`` (never caller text)."""
@@ -73,6 +82,18 @@ class Metrics:
             return
         if extra > 0:
             self.retries.labels(action=self.action_label(action)).inc(extra)
+
+    def count_rate_limit(self, kind, endpoint, amount, cause=None):
+        """An event of LINE's rate limiter (``line_connector.ratelimit.observe``):
+        a wait of ``amount`` seconds, or a 429 of ``cause``."""
+        from ..ratelimit import CAUSES, LABELS, OTHER
+
+        endpoint = endpoint if endpoint in LABELS else OTHER
+        if kind == "wait":
+            self.rate_limit_waits.labels(endpoint=endpoint).inc()
+            self.rate_limit_wait_seconds.labels(endpoint=endpoint).inc(max(0.0, float(amount)))
+        elif kind == "429":
+            self.line_429.labels(endpoint=endpoint, cause=cause if cause in CAUSES else "unknown").inc()
 
     def count_webhook(self, route, outcome):
         if outcome not in WEBHOOK_OUTCOMES:

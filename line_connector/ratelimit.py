@@ -1,0 +1,442 @@
+"""LINE's rate limits, held by every process that uses a channel (SPEC 13).
+
+Why: LINE limits each channel per endpoint (Messaging API reference, "Rate
+limits") and answers 429 past it; its "Best practices for preventing HTTP
+status code 429 errors" page asks every request source to run a token bucket
+per endpoint below those limits, with a margin, shared by every application
+that uses the channel. A multicast to a million users at ``max_workers: 8``,
+or three SOAR workers sending at once, would otherwise exceed the multicast
+limit and leave chunks refused.
+
+What:
+
+* ``LIMITS``: LINE's published limits, one line per endpoint with its
+  reference anchor (a change of LINE's limits is a one-line edit). Every
+  other endpoint has 2,000 requests per second, each its own.
+* One bucket per channel (a digest of the credential and the base URL,
+  never the credential) and endpoint, held in the state store: a file under
+  ``<state dir>/ratelimit/`` updated under an OS file lock (every process
+  of the machine), or a small Redis string updated by one Lua script using
+  Redis's own clock (replicas and machines). A process-only memory bucket when the
+  store is the degraded in-memory one.
+* The bucket's size and refill are chosen so that ANY window of the limit's
+  length (a second, a minute, an hour) holds at most ``rate_limit_factor``
+  (default 0.8) x LINE's limit: burst ``B`` plus ``rate x window`` equals
+  that share. Per-second limits burst 10 % of it, per-minute and per-hour
+  limits half of it (a playbook sending a few broadcasts should not wait).
+* A request takes its token before each attempt; when none is left it is
+  told how long until its turn (the token is reserved, so waiters are
+  served in order), waits, then sends. A wait longer than what the action's
+  deadline leaves is not reserved: the request is "not sent".
+
+Cost on the warm path (one push): one locked 16-byte read and write of a
+file (no fsync: the bucket is pacing, not data; a torn or damaged record
+reads as an empty bucket, the safe side), or one EVALSHA round trip to
+Redis. ``bench/bench_ratelimit.py`` measures both.
+
+429s by cause (LINE's "Handle HTTP status code 429 errors" page: the cause
+is in the body's ``message``; LINE processes nothing in a 429): a rate or
+concurrency limit is retried with backoff and jitter within the deadline,
+the same retry key on every attempt; the monthly or additional message
+limit is never retried (``cause_of_429``, ``note_for_429``).
+"""
+import contextvars
+import hashlib
+import math
+import os
+import re
+import struct
+import threading
+import time
+from contextlib import contextmanager
+from functools import lru_cache
+
+from .state import FileStore, MemoryStore, _os_lock, _os_unlock, key_hash
+
+SECOND, MINUTE, HOUR = 1.0, 60.0, 3600.0
+REFERENCE = "https://developers.line.biz/en/reference/messaging-api/"
+
+#: LINE's rate limits per channel (REFERENCE + "#rate-limits"): method, path
+#: template, requests, per seconds, the endpoint's anchor in the reference.
+LIMITS = (
+    ("POST", "/v2/bot/message/narrowcast", 60, HOUR, "#send-narrowcast-message"),
+    ("POST", "/v2/bot/message/broadcast", 60, HOUR, "#send-broadcast-message"),
+    ("POST", "/v2/bot/audienceGroup/upload", 60, MINUTE, "#create-upload-audience-group"),
+    ("POST", "/v2/bot/audienceGroup/upload/byFile", 60, MINUTE, "#create-upload-audience-group-by-file"),
+    ("PUT", "/v2/bot/audienceGroup/upload", 60, MINUTE, "#update-upload-audience-group"),
+    ("PUT", "/v2/bot/audienceGroup/upload/byFile", 60, MINUTE, "#update-upload-audience-group-by-file"),
+    ("POST", "/v2/bot/audienceGroup/click", 60, MINUTE, "#create-click-audience-group"),
+    ("POST", "/v2/bot/audienceGroup/imp", 60, MINUTE, "#create-imp-audience-group"),
+    ("POST", "/v2/bot/richmenu", 100, HOUR, "#create-rich-menu"),
+    ("DELETE", "/v2/bot/richmenu/{richMenuId}", 100, HOUR, "#delete-rich-menu"),
+    ("POST", "/v2/bot/richmenu/batch", 3, HOUR, "#batch-control-rich-menus-of-users"),
+    ("POST", "/v2/bot/message/multicast", 200, SECOND, "#send-multicast-message"),
+)
+#: every endpoint not in LIMITS (REFERENCE + "#rate-limits": "Other API endpoints")
+OTHER_LIMIT = (2000, SECOND)
+DEFAULT_FACTOR = 0.8
+NAMESPACE = "ratelimit"
+#: label of the endpoints not in LIMITS (metrics labels are a closed set)
+OTHER = "other"
+
+_WINDOW_WORDS = {SECOND: "second", MINUTE: "minute", HOUR: "hour"}
+
+
+def _template_regex(template):
+    return re.compile("^" + re.sub(r"\\\{[A-Za-z]+\\\}", "[^/]+", re.escape(template)) + "$")
+
+
+_TABLE = [(method, _template_regex(path), "%s %s" % (method, path), limit, per)
+          for method, path, limit, per, _anchor in LIMITS]
+# path segments that are IDs (user, group, room, rich menu, message, audience):
+# an endpoint not in LIMITS is keyed by its template, not by each ID
+_ID_SEGMENT = re.compile(r"/(?:[UCR][0-9a-f]{32}|richmenu-[0-9a-f]{32}|richmenualias-[^/]+|[0-9]+)(?=/|$)")
+
+
+@lru_cache(maxsize=1024)
+def endpoint_of(method, path):
+    """(endpoint key, metrics label, limit, window seconds) of a request."""
+    for m, regex, label, limit, per in _TABLE:
+        if m == method and regex.match(path):
+            return label, label, limit, per
+    return "%s %s" % (method, _ID_SEGMENT.sub("/{id}", path)), OTHER, OTHER_LIMIT[0], OTHER_LIMIT[1]
+
+
+def bucket_shape(limit, per, factor):
+    """(burst, refill per second) such that any window of ``per`` seconds
+    holds at most ``factor x limit`` requests: burst + refill x per equals
+    that share (a token bucket admits at most burst + rate x T in any T).
+    A share below one request per window (a tiny factor on an hourly
+    limit) still lets one request through, then ``share`` per window."""
+    allowed = limit * factor
+    share = 0.1 if per <= SECOND else 0.5
+    burst = max(1.0, math.floor(allowed * share))
+    refill = (allowed - burst if allowed > burst else allowed) / per
+    return burst, max(refill, 1e-9)
+
+
+def channel_digest(asset):
+    """Who LINE counts against: the channel. A digest of the credential
+    (the token, or the client ID, which is the channel ID) and the base URL,
+    so two assets of one channel share a bucket and the credential itself
+    is never stored."""
+    ident = ("client:" + asset["client_id"]) if asset.get("client_id") else ("token:" + str(asset.get("token", "")))
+    text = "%s\n%s" % (str(asset.get("url", "")).rstrip("/"), ident)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+# ------------------------------------------------------------------ observers
+#: labels a metric may carry: the endpoints of LIMITS and OTHER (a closed set)
+LABELS = frozenset(label for _m, _r, label, _l, _p in _TABLE) | {OTHER}
+#: the causes ``cause_of_429`` gives
+CAUSES = ("rate", "concurrency", "monthly", "additional", "unknown")
+_OBSERVER = contextvars.ContextVar("line_connector_ratelimit_observer", default=None)
+
+
+@contextmanager
+def observe(callback):
+    """Within it (worker threads too: they copy the context),
+    ``callback(kind, endpoint label, amount, cause)`` is told of every
+    limiter wait (``"wait"``, seconds) and every 429 from LINE (``"429"``,
+    1, its cause): the service's /metrics. An exception it raises is
+    ignored: a metric never fails a send."""
+    token = _OBSERVER.set(callback)
+    try:
+        yield
+    finally:
+        _OBSERVER.reset(token)
+
+
+def _tell(kind, label, amount, cause=None):
+    callback = _OBSERVER.get()
+    if callback is not None:
+        try:
+            callback(kind, label, amount, cause)
+        except Exception:
+            pass
+
+
+# ------------------------------------------------------------------ 429s
+#: LINE's 429 ``message`` texts (Messaging API reference "Error responses";
+#: "Handle HTTP status code 429 errors"), matched case-insensitively
+RATE_TEXT = "The API rate limit has been exceeded. Try again later."
+MONTHLY_TEXT = "You have reached your monthly limit."
+ADDITIONAL_TEXT = "You have exceeded the target limit for additional messages."
+#: what the sandbox answers for a concurrency limit (LINE's pages name the
+#: cause "the limit on the number of concurrent operations")
+CONCURRENCY_TEXT = "The number of concurrent operations has exceeded the limit. Try again later."
+#: causes LINE asks to retry later (it processed nothing)
+RETRIED = frozenset({"rate", "concurrency"})
+
+
+def cause_of_429(body):
+    """'rate', 'concurrency', 'monthly', 'additional' or 'unknown', from a
+    429's JSON body (LINE's ``message``)."""
+    message = body.get("message") if isinstance(body, dict) else None
+    if not isinstance(message, str):
+        return "unknown"
+    text = message.lower()
+    if "rate limit" in text:
+        return "rate"
+    if "concurren" in text:
+        return "concurrency"
+    if "monthly limit" in text:
+        return "monthly"
+    if "additional message" in text:
+        return "additional"
+    return "unknown"
+
+
+def note_for_429(result):
+    """The note of a 429 result, saying its cause and what to do."""
+    cause = cause_of_429(result.get("json_body"))
+    attempts = result.get("attempts", 1)
+    key = result.get("retry_key")
+    resend = ("; resending with the same retry_key (%s) is safe: nothing is delivered twice" % key) if key else ""
+    if cause in RETRIED:
+        what = "rate limit" if cause == "rate" else "concurrency limit"
+        return ("LINE's %s was exceeded (429: LINE processed nothing); %d attempt%s within the deadline, "
+                "with backoff and jitter, were all refused%s"
+                % (what, attempts, "" if attempts == 1 else "s", resend))
+    if cause == "monthly":
+        return ("not retried: LINE refused this request for the monthly message quota (429 \"You have reached "
+                "your monthly limit.\"); nothing was sent. Check line_get_quota / line_get_consumption; a resend "
+                "fails the same way until the quota is raised or the month turns")
+    if cause == "additional":
+        return ("not retried: LINE refused this request for the target limit for additional messages (429); "
+                "nothing was sent. Check line_get_quota / line_get_consumption and the limit set in LINE "
+                "Official Account Manager")
+    return ("rate limit or monthly message quota exceeded (LINE sends no Retry-After; see json_body.message, "
+            "and line_get_quota / line_get_consumption); not retried: the cause is not one LINE asks to retry")
+
+
+# ------------------------------------------------------------------ the limiter
+class Limiter:
+    """Paces the attempts of one request (``http.Request.limiter``).
+
+    ``wait(max_wait)``: take a token, sleeping until its turn; returns
+    (seconds waited, None), or (0.0, note) without taking one when the turn
+    is further than ``max_wait`` (the request is then not sent).
+    ``retry(result)``: whether a received answer is a refusal LINE asks to
+    retry later (429 for a rate or concurrency limit); counts every 429.
+    """
+
+    __slots__ = ("channel", "endpoint", "label", "limit", "per", "factor", "burst", "rate", "_store")
+    sleep = staticmethod(time.sleep)
+
+    def __init__(self, channel, method, path, factor=DEFAULT_FACTOR, store=None):
+        self.endpoint, self.label, self.limit, self.per = endpoint_of(method, path)
+        self.channel = channel
+        self.factor = factor
+        self.burst, self.rate = bucket_shape(self.limit, self.per, factor)
+        self._store = store
+
+    def __repr__(self):
+        return "Limiter(%s, %g per %s x %g)" % (self.endpoint, self.limit, _WINDOW_WORDS.get(self.per, self.per),
+                                               self.factor)
+
+    def wait(self, max_wait):
+        store = self._store
+        if store is None:
+            from . import state
+
+            store = self._store = state.store()
+        wait = take(store, self.channel + "\n" + self.endpoint, self.rate, self.burst, max(0.0, max_wait))
+        if wait is None:
+            return 0.0, None
+        if wait < 0:  # refused: not reserved
+            return 0.0, ("not sent: LINE's rate limit for %s (%g per %s, of which this pack uses %g %%: "
+                         "rate_limit_factor) would have made this request wait %.1f s, past the action's "
+                         "deadline; nothing of it left the machine"
+                         % (self.endpoint, self.limit, _WINDOW_WORDS.get(self.per, "%g s" % self.per),
+                            self.factor * 100, -wait))
+        _tell("wait", self.label, wait)
+        self.sleep(wait)
+        return wait, None
+
+    def retry(self, result):
+        if result.get("status_code") != 429:
+            return False
+        cause = cause_of_429(result.get("json_body"))
+        _tell("429", self.label, 1, cause)
+        return cause in RETRIED
+
+
+def take(store, key, rate, burst, max_wait):
+    """Take one token of the bucket ``key`` in ``store``: None when one was
+    there, the seconds until its turn (reserved) when the bucket was empty,
+    or minus the seconds it would take when that is more than ``max_wait``
+    (nothing reserved)."""
+    if isinstance(store, FileStore):
+        return _file_take(store, key, rate, burst, max_wait)
+    if isinstance(store, MemoryStore):
+        return _memory_take(store, key, rate, burst, max_wait)
+    if hasattr(store, "_client"):  # RedisStore (not imported: redis is an optional dependency)
+        return _redis_take(store, key, rate, burst, max_wait)
+    return _memory_take(store, key, rate, burst, max_wait)
+
+
+def _step(tokens, stamp, now, rate, burst, max_wait):
+    """The bucket arithmetic: (new tokens, new stamp, result as ``take``)."""
+    if now > stamp:
+        tokens = min(burst, tokens + (now - stamp) * rate)
+        stamp = now
+    tokens = min(tokens, burst)
+    if tokens >= 1.0:
+        return tokens - 1.0, stamp, None
+    wait = (1.0 - tokens) / rate
+    if wait > max_wait:
+        return tokens, stamp, -wait
+    return tokens - 1.0, stamp, wait
+
+
+# ------------------------------------------------------------------ memory
+_MEMORY = {}
+_MEMORY_GUARD = threading.Lock()
+
+
+def _memory_take(store, key, rate, burst, max_wait):
+    with _MEMORY_GUARD:
+        slot = (id(store), key)
+        tokens, stamp = _MEMORY.get(slot, (burst, time.monotonic()))
+        tokens, stamp, out = _step(tokens, stamp, time.monotonic(), rate, burst, max_wait)
+        _MEMORY[slot] = (tokens, stamp)
+        return out
+
+
+# ------------------------------------------------------------------ files
+_RECORD = struct.Struct("<dd")  # tokens, stamp (wall clock: shared by the machine's processes)
+_FILES = {}
+_FILES_GUARD = threading.Lock()
+MAX_OPEN_BUCKETS = 256
+
+
+def _bucket_file(store, key):
+    """(fd, thread lock, transient) of the bucket file: opened once per
+    process and kept while the file is still linked (someone removing the
+    state directory unlinks it: then it is opened anew), up to
+    MAX_OPEN_BUCKETS; past that opened per call (``transient``: the caller
+    closes it)."""
+    slot = (store.root, key)
+    with _FILES_GUARD:
+        found = _FILES.get(slot)
+        if found is not None:
+            if os.fstat(found[0]).st_nlink > 0:
+                return found[0], found[1], False
+            # removed: the old descriptor is left open (another thread may be
+            # using it right now, and closing it could hand its number to
+            # another file); this happens only when the directory is removed
+            del _FILES[slot]
+            store._ready.discard(NAMESPACE)
+        path = os.path.join(store._dir(NAMESPACE), key_hash(NAMESPACE, key) + ".bucket")
+        if len(_FILES) >= MAX_OPEN_BUCKETS:
+            return store._open_lock(path), threading.Lock(), True
+        found = _FILES[slot] = (store._open_lock(path), threading.Lock())
+        return found[0], found[1], False
+
+
+def _file_take(store, key, rate, burst, max_wait):
+    if store._fallback is not None:
+        return _memory_take(store._fallback, key, rate, burst, max_wait)
+    try:
+        fd, tlock, transient = _bucket_file(store, key)
+        try:
+            return _locked_take(fd, tlock, rate, burst, max_wait)
+        finally:
+            if transient:
+                os.close(fd)
+    except OSError as exc:
+        return _memory_take(store._degrade(exc), key, rate, burst, max_wait)
+
+
+if hasattr(os, "pread"):
+    def _pread(fd, size):
+        return os.pread(fd, size, 0)
+
+    def _pwrite(fd, data):
+        os.pwrite(fd, data, 0)
+else:  # Windows: the same under the lock, in two calls
+    def _pread(fd, size):
+        os.lseek(fd, 0, os.SEEK_SET)
+        return os.read(fd, size)
+
+    def _pwrite(fd, data):
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.write(fd, data)
+
+
+def _locked_take(fd, tlock, rate, burst, max_wait):
+    with tlock:  # an OS lock is per open file: the threads of this process take turns first
+        started = time.monotonic()
+        pause = 0.0002
+        while not _os_lock(fd):
+            # holders keep it for microseconds; one that is stopped must not hang us
+            if time.monotonic() - started > max(1.0, max_wait):
+                return -(time.monotonic() - started)
+            time.sleep(pause)
+            pause = min(pause * 2, 0.01)
+        try:
+            raw = _pread(fd, _RECORD.size)
+            now = time.time()
+            if not raw:
+                tokens, stamp = burst, now  # a new bucket starts full
+            else:
+                tokens, stamp = _RECORD.unpack(raw) if len(raw) == _RECORD.size else (0.0, now)
+                if not (math.isfinite(tokens) and math.isfinite(stamp)) or stamp > now + 3600:
+                    tokens, stamp = 0.0, now  # damaged: an empty bucket, the safe side
+            tokens, stamp, out = _step(tokens, stamp, now, rate, burst, max_wait)
+            _pwrite(fd, _RECORD.pack(tokens, stamp))
+            return out
+        finally:
+            _os_unlock(fd)
+
+
+# ------------------------------------------------------------------ Redis
+# KEYS[1]: the bucket, a string "<tokens> <stamp>"; ARGV: rate, burst, max
+# wait, ttl ms. Redis's clock (TIME), so machines with skewed clocks share
+# one bucket correctly. Returns a string: "" (a token was there), the wait
+# (reserved) or "-wait" (refused, nothing reserved). A value of another
+# shape or type is an empty bucket (the safe side).
+_TAKE = """
+local now = redis.call('TIME')
+now = tonumber(now[1]) + tonumber(now[2]) / 1000000
+local rate, burst, maxw = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local got = redis.pcall('GET', KEYS[1])
+local tokens, stamp = burst, now
+if type(got) == 'string' then
+  local t, s = string.match(got, '^(%-?[0-9.e+-]+) ([0-9.e+-]+)$')
+  tokens, stamp = tonumber(t), tonumber(s)
+  if tokens == nil or stamp == nil or tokens ~= tokens or stamp ~= stamp or stamp > now + 3600 then
+    tokens, stamp = 0, now
+  end
+elseif type(got) == 'table' and got.err then
+  redis.call('DEL', KEYS[1])
+  tokens, stamp = 0, now
+end
+if now > stamp then
+  tokens = math.min(burst, tokens + (now - stamp) * rate)
+  stamp = now
+end
+if tokens > burst then tokens = burst end
+local out = ''
+if tokens < 1 then
+  local wait = (1 - tokens) / rate
+  if wait > maxw then return '-' .. string.format('%.6f', wait) end
+  out = string.format('%.6f', wait)
+end
+redis.call('SET', KEYS[1], string.format('%.9f %.6f', tokens - 1, stamp), 'PX', ARGV[4])
+return out
+"""
+
+
+def _redis_take(store, key, rate, burst, max_wait):
+    script = getattr(store, "_lc_take", None)
+    if script is None:
+        script = store._lc_take = store._client.register_script(_TAKE)
+    rkey = "%s:%s:%s" % (store.prefix, NAMESPACE, key_hash(NAMESPACE, key))
+    ttl_ms = int((burst / rate + 60.0) * 1000)
+    raw = store._call("rate limiting", script, keys=[rkey],
+                      args=[repr(float(rate)), repr(float(burst)), repr(float(max_wait)), ttl_ms])
+    text = raw.decode("ascii") if isinstance(raw, bytes) else str(raw or "")
+    return float(text) if text else None
+
