@@ -255,7 +255,10 @@ def same_site_only(environ):
             raise HttpError(403, "cross-site requests are refused", "headers.origin",
                             "must be a loopback origin: with --no-auth, a web page of another site must not "
                             "run actions")
-    if str(environ.get("HTTP_SEC_FETCH_SITE", "")).strip().lower() == "cross-site":
+    elif str(environ.get("HTTP_SEC_FETCH_SITE", "")).strip().lower() == "cross-site":
+        # no Origin (a navigation, a no-cors request): the browser's own word. With a loopback
+        # Origin (the operator's page on another local port, which browsers call cross-site)
+        # the Origin decides
         raise HttpError(403, "cross-site requests are refused", "headers.sec-fetch-site",
                         "is cross-site: with --no-auth, a web page of another site must not run actions")
 _HOST = re.compile(r"^(?:[A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?$")
@@ -625,10 +628,15 @@ def create_app(config, no_auth=False, metrics=None, run=None):
     return ServiceApp(config, no_auth=no_auth, metrics=metrics, run=run)
 
 
-def app_from_env(**options):
+def app_from_env(threads=None, **options):
     """For gunicorn: the app for the file named by ``$LINE_CONNECTOR_CONFIG``.
     A missing variable or an invalid file is one JSON line on stderr and
-    ``SystemExit(2)``, which gunicorn reports as a failed worker boot."""
+    ``SystemExit(2)``, which gunicorn reports as a failed worker boot.
+
+    ``threads``: the worker's thread count (gunicorn's ``--threads`` with
+    ``-k gthread``). The app cannot see it, and needs it to keep two threads
+    of each worker for actions and ``/healthz`` whatever webhook sinks do
+    (``reserve_threads``); left out, only the per-route bound applies."""
     from ..config import load_config
     from . import CONFIG_ENV
 
@@ -637,7 +645,14 @@ def app_from_env(**options):
         if not path:
             raise InputError("no config file", [{"path": "env." + CONFIG_ENV,
                                                  "message": "is not set; set it to the service's YAML config"}])
-        return create_app(load_config(path), **options)
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+            raise InputError("invalid app_from_env argument", [{"path": "threads",
+                                                                "message": "must be a positive integer "
+                                                                           "(gunicorn's --threads)"}])
+        app = create_app(load_config(path), **options)
+        if threads is not None:
+            app.reserve_threads(threads)
+        return app
     except InputError as exc:
         log_line("startup_failed", **exc.to_json())
         raise SystemExit(2) from None
@@ -811,6 +826,9 @@ def _guarded_waitress():
                 self.request_started = now  # a new request began in this data
             return result
 
+    #: a request that began arriving this recently is never cut for a newcomer
+    FRESH = 1.0
+
     class DeadlineServer(TcpWSGIServer):
         channel_class = DeadlineChannel
         redactor = None
@@ -827,15 +845,24 @@ def _guarded_waitress():
 
         def _victim(self):
             """The connection to give up for a new one, or None: one with
-            nothing in the app and nothing left to send; a request still
-            arriving first (oldest first), then the longest idle."""
+            nothing in the app and nothing left to send. The longest idle
+            first (no byte of a request: a kept-alive connection, or a socket
+            that never sent anything, so a flood of empty connections cannot
+            cut a legitimate upload), then a request still arriving, oldest
+            first, but never one begun in the last ``FRESH`` seconds (the
+            drip-feeder has been at it far longer than a real client)."""
+            now = time.time()
             best, best_key = None, None
             for channel in self.active_channels.values():
                 if channel.requests or channel.total_outbufs_len or channel.will_close:
                     continue
                 started = getattr(channel, "request_started", None)
-                key = (0, started) if started is not None and channel.request is not None \
-                    else (1, channel.last_activity)
+                if started is not None and channel.request is not None:
+                    if now - started < FRESH:
+                        continue
+                    key = (1, started)
+                else:
+                    key = (0, channel.last_activity)
                 if best_key is None or key < best_key:
                     best, best_key = channel, key
             return best

@@ -14,6 +14,7 @@ service.
 import io
 import json
 import socket
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -362,7 +363,9 @@ def test_no_auth_refuses_cross_site_and_foreign_host_requests(tmp_path, sandbox)
     assert sandbox.stats()["requests"] == 0
     for headers in ({}, {"Host": "localhost:8080"}, {"Host": "127.0.0.2"}, {"Host": "[::1]:8080"},
                     {"Host": None}, {"Origin": "http://localhost:3000", "Sec-Fetch-Site": "same-site"},
-                    {"Origin": "http://[::1]:8080", "Sec-Fetch-Site": "same-origin"}, {"Sec-Fetch-Site": "none"}):
+                    {"Origin": "http://[::1]:8080", "Sec-Fetch-Site": "same-origin"}, {"Sec-Fetch-Site": "none"},
+                    # a page of the operator's own on another loopback port: its Origin says where it is from
+                    {"Origin": "http://localhost:3000", "Sec-Fetch-Site": "cross-site"}):
         status, _, got = wsgi(app, body=body, headers=headers)
         assert status == 200, (headers, got)
     # webhook routes are signed by LINE: a tunnel's public Host is no attack there
@@ -560,6 +563,73 @@ def test_a_hung_sink_holds_only_its_route(start_service, service_sandbox, servic
         assert "Traceback" not in url.log_text()
     finally:
         hung.stop()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="gunicorn runs on POSIX; tested on Linux")
+def test_a_hung_sink_under_gunicorn_keeps_threads_for_everyone_else(tmp_path, service_sandbox, service_config, api,
+                                                                    keys):
+    """The README's gunicorn line (``-k gthread --threads 4`` and
+    ``app_from_env(threads=4)``): a hung http sink holds at most threads - 2
+    of the worker's threads; further deliveries get 503 at once and
+    /healthz and an action answer within 2 s. (About 12 s: the held
+    deliveries end at the http sink's own 10 s deadline.)"""
+    import os
+    import shutil
+    import subprocess
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from redis_server import free_port
+
+    gunicorn = shutil.which("gunicorn", path=os.path.dirname(sys.executable)) or shutil.which("gunicorn")
+    assert gunicorn is not None, "gunicorn is in the [test] extra"
+    hung = Hung()
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(json.dumps(service_config(service_sandbox, webhooks={
+        "slow": {"asset": "ops_secret", "forward": [{"http": hung.url}]}})), encoding="utf-8")
+    port = free_port()
+    err_path = tmp_path / "gunicorn.stderr"
+    with open(err_path, "wb") as err:
+        proc = subprocess.Popen([gunicorn, "-w", "1", "-k", "gthread", "--threads", "4", "-b", "127.0.0.1:%d" % port,
+                                 "line_connector.service:app_from_env(threads=4)"],
+                                env=dict(os.environ, LINE_CONNECTOR_CONFIG=str(cfg)), cwd=str(tmp_path),
+                                stdout=subprocess.DEVNULL, stderr=err, stdin=subprocess.DEVNULL)
+    url = "http://127.0.0.1:%d" % port
+    secret = service_sandbox.demo_assets()["line_channel_secret"]["channel_secret"]
+    try:
+        end = time.monotonic() + 30
+        while True:
+            try:
+                if api(url + "/healthz", timeout=2)[0] == 200:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < end and proc.poll() is None, err_path.read_text()[-2000:]
+            time.sleep(0.1)
+
+        def deliver(i):
+            body, sig = _signed([_event("01HGUNI%019d" % i)], secret)
+            (status, headers, _), took = _timed(lambda: api(url + "/v1/webhooks/slow", "POST", body,
+                                                            headers={"x-line-signature": sig}, timeout=60))
+            return status, took
+
+        with ThreadPoolExecutor(8) as pool:
+            flood = [pool.submit(deliver, i) for i in range(6)]
+            time.sleep(1.0)
+            (status, _, _), took = _timed(lambda: api(url + "/healthz"))
+            assert status == 200 and took < 2.0, took
+            (status, _, got), took = _timed(lambda: api(url + "/v1/actions/line_get_quota", "POST",
+                                                        {"asset": "ops_line"}, key=keys.api))
+            assert status == 200 and took < 2.0, (took, got)
+            answers = [f.result() for f in flood]
+        busy = [a for a in answers if a[0] == 503]
+        assert len(busy) == 6 - 2, answers  # 4 threads, 2 kept for everyone else
+        assert max(took for _, took in busy) < 2.0
+    finally:
+        proc.terminate()
+        proc.wait(20)
+        hung.stop()
+    assert "Traceback" not in err_path.read_text()
 
 
 # ------------------------------------------------------------ slow clients and the connection limit
