@@ -668,6 +668,8 @@ INSTALL_HINT = ("pip install '.[service]' in a checkout of the pack (the directo
 #: HEADER_LIMIT and BODY_LIMIT
 CHANNEL_TIMEOUT = 20
 CONNECTION_LIMIT = 200
+#: seconds: a request that began arriving this recently is never given up for a newcomer
+FRESH = 1.0
 MAX_HEADER_BYTES = 64 * 1024
 
 
@@ -825,9 +827,6 @@ def _guarded_waitress():
             elif self.request is not pending or self.request_started is None:
                 self.request_started = now  # a new request began in this data
             return result
-
-    #: a request that began arriving this recently is never cut for a newcomer
-    FRESH = 1.0
 
     class DeadlineServer(TcpWSGIServer):
         channel_class = DeadlineChannel

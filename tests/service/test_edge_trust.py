@@ -648,7 +648,7 @@ def test_past_the_connection_limit_503_at_once_not_queued(sandbox, tmp_path):
     the new connection instead."""
     import time
 
-    from line_connector.service.app import FULL_ANSWER, make_server
+    from line_connector.service.app import FRESH, FULL_ANSWER, make_server
 
     release = threading.Event()
 
@@ -699,7 +699,7 @@ def test_past_the_connection_limit_503_at_once_not_queued(sandbox, tmp_path):
             sock = socket.create_connection(("127.0.0.1", port))
             sock.sendall(b"GET /slow HTTP/1.1\r\nHost: x\r\n")  # never finished
             slow.append(sock)
-        time.sleep(0.5)
+        time.sleep(FRESH + 0.5)  # a request begun within FRESH seconds is never cut
         status, took = _healthz_time(url)
         assert status == 200 and took < 2.0
         for sock in slow:
@@ -707,6 +707,52 @@ def test_past_the_connection_limit_503_at_once_not_queued(sandbox, tmp_path):
     finally:
         release.set()
         for sock in busy:
+            sock.close()
+        server.task_dispatcher.shutdown()
+        from waitress import wasyncore
+        wasyncore.close_all(server.map)
+
+
+def test_a_flood_of_empty_connections_never_cuts_a_request_being_sent(sandbox):
+    """From a hostile review: connections that never sent a byte are given
+    up before a request still arriving, so a flood of empty sockets past the
+    limit cannot cut a legitimate upload (its client could not tell whether
+    the POST ran)."""
+    import time
+
+    from line_connector.service.app import make_server
+
+    class App:
+        def __call__(self, environ, start_response):
+            body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+            start_response("200 OK", [("Content-Length", str(len(body)))])
+            return [body]
+
+    app = App()
+    from line_connector.redaction import Redactor
+    app.redactor = Redactor()
+    server = make_server(app, port=0, threads=2, connection_limit=6)
+    threading.Thread(target=server.run, daemon=True).start()
+    port = int(server.effective_port)
+    empty = []
+    try:
+        upload = socket.create_connection(("127.0.0.1", port), timeout=10)
+        upload.sendall(b"POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n01234")
+        time.sleep(0.2)
+        for _ in range(20):  # far past the limit of 6
+            empty.append(socket.create_connection(("127.0.0.1", port)))
+            time.sleep(0.01)
+        time.sleep(0.3)
+        upload.sendall(b"56789")
+        got = b""
+        while b"0123456789" not in got:
+            chunk = upload.recv(65536)
+            assert chunk, "the upload was cut: %r" % got
+            got += chunk
+        assert got.startswith(b"HTTP/1.1 200")
+        upload.close()
+    finally:
+        for sock in empty:
             sock.close()
         server.task_dispatcher.shutdown()
         from waitress import wasyncore
