@@ -545,7 +545,8 @@ def build_parser():
     parser.run_parser = p
     p.add_argument("action")
     p.add_argument("--asset", metavar="JSON|FILE",
-                   help="the asset: JSON text (e.g. '{\"token\": \"...\"}') or a JSON file ('-' for stdin)")
+                   help="the asset: a JSON file ('-' for stdin) or JSON text; a file keeps its secrets out of "
+                        "the process list, where other users of this machine could read a command line")
     p.add_argument("--inputs", metavar="JSON|FILE",
                    help="the inputs: JSON text (e.g. '{}') or a JSON file ('-' for stdin)")
     p.add_argument("--dry-run", action="store_true",
