@@ -38,7 +38,6 @@ def _main(capsys, *argv):
 # ------------------------------------------------------------ --version, list, describe
 
 def test_version_is_the_packages(capsys):
-    import setuptools  # noqa: F401  (setup.py's version is the one source)
 
     with open(os.path.join(REPO, "setup.py"), encoding="utf-8") as fh:
         version = re.search(r'version="([^"]+)"', fh.read()).group(1)
