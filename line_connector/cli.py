@@ -129,13 +129,13 @@ def _payload(args):
 
 
 def cmd_list(args):
-    from .describe import grouped
+    from .describe import area_of, grouped, vendor_of
     from .manifest import manifest
 
     actions = manifest().actions.values()
-    if args.json:
-        _print_json([{"name": a.name, "title": a.title, "assets": list(a.assets), "vendor": vendor, "area": area}
-                     for vendor, areas in grouped(actions) for area, specs in areas for a in specs], sys.stdout)
+    if args.json:  # manifest order, each with its vendor and area: a program groups as it likes
+        _print_json([{"name": a.name, "title": a.title, "assets": list(a.assets), "vendor": vendor_of(a),
+                      "area": area_of(a)} for a in actions], sys.stdout)
         return EXIT_OK
     width = max(len(a.name) for a in actions)
     for vendor, areas in grouped(actions):
@@ -545,7 +545,8 @@ def build_parser():
     parser.run_parser = p
     p.add_argument("action")
     p.add_argument("--asset", metavar="JSON|FILE",
-                   help="the asset: JSON text (e.g. '{\"token\": \"...\"}') or a JSON file ('-' for stdin)")
+                   help="the asset: a JSON file ('-' for stdin) or JSON text; a file keeps its secrets out of "
+                        "the process list, where other users of this machine could read a command line")
     p.add_argument("--inputs", metavar="JSON|FILE",
                    help="the inputs: JSON text (e.g. '{}') or a JSON file ('-' for stdin)")
     p.add_argument("--dry-run", action="store_true",

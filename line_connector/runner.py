@@ -253,8 +253,9 @@ def run_action(name, asset=None, inputs=None, *, dry_run=False, timeout=None, sa
         cls = spec.load_class()
         if not local_files:
             refused = [{"path": "inputs." + field,
-                        "message": "names a file on the server, which this door does not allow (its callers "
-                                   "must not read or write the server's files); use the CLI or the Python API"
+                        "message": "names a file on the server, which the HTTP service and the MCP server do "
+                                   "not allow (their callers must not read or write the server's files); use "
+                                   "the CLI or the Python API"
                                    + ("; leave it out to get the content base64-encoded" if field == "save_to"
                                       else "")}
                        for field in cls.local_paths if field in inputs]
