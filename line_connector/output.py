@@ -10,6 +10,11 @@ from . import jsontext
 
 EXIT_OK, EXIT_FAILED, EXIT_INPUT = 0, 1, 2
 
+#: what to install for the service's extras (waitress, redis, prometheus_client):
+#: one text for every module that needs them, and one that works from a checkout
+SERVICE_EXTRA_HINT = ("pip install '.[service]' in a checkout of the pack (the directory holding setup.py), "
+                      "or pip install 'line-connector[service]' where the pack is published")
+
 
 def print_json(obj, stream):
     """Strict JSON always (SPEC 7): never NaN or Infinity (a non-finite

@@ -41,6 +41,7 @@ import threading
 import time
 
 from .errors import InputError
+from .output import SERVICE_EXTRA_HINT
 
 #: seconds one hand-over to an http sink may take, retries included
 HTTP_DEADLINE = 10.0
@@ -56,7 +57,7 @@ SINK_TYPES = ("jsonl", "http", "redis_stream")
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
-_SERVICE_EXTRA = "pip install 'line-connector[service]'"
+_SERVICE_EXTRA = SERVICE_EXTRA_HINT
 
 
 class SinkError(Exception):

@@ -52,6 +52,7 @@ import time
 from urllib.parse import urlsplit
 
 from .errors import InputError
+from .output import SERVICE_EXTRA_HINT
 from .state import (DEFAULT_WAIT, MAX_ENTRY_BYTES, LockTimeout, StateMisconfigured, StateUnavailable, Store,
                     _check_ns, _dumps, _finite, _reject_constant, check_entry_size, key_hash, wait_budget)
 
@@ -64,7 +65,7 @@ LOCK_MARGIN = 5.0
 #: the longest lease, whatever the deadline (an hour-long lock is a stuck one)
 MAX_LEASE = 3600.0
 PREFIX = "line-connector"
-INSTALL_HINT = "pip install 'line-connector[service]'"
+INSTALL_HINT = SERVICE_EXTRA_HINT
 
 # KEYS[1]: the entry. Returns nil when absent, -1 when too large or not a
 # string (damaged: nothing sent back), else the value.

@@ -38,6 +38,7 @@ import time
 
 from .. import jsontext
 from ..errors import ActionError, InputError, InternalError, ManifestError
+from ..output import SERVICE_EXTRA_HINT
 from ..state import StateMisconfigured
 
 MAX_BODY = 10 * 1024 * 1024
@@ -661,8 +662,7 @@ def app_from_env(threads=None, **options):
 # ------------------------------------------------------------ serving
 
 #: what to install when the service extras are missing (the command prints it, exit 2)
-INSTALL_HINT = ("pip install '.[service]' in a checkout of the pack (the directory holding setup.py), "
-                "or pip install 'line-connector[service]' where the pack is published")
+INSTALL_HINT = SERVICE_EXTRA_HINT
 #: seconds an idle connection (no byte at all) is kept: under SPEC 7's 30 s.
 #: An idle timeout alone does not stop a client that drips bytes: see
 #: HEADER_LIMIT and BODY_LIMIT

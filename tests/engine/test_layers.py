@@ -103,3 +103,12 @@ def test_exit_codes_and_printing_come_from_the_core():
     for adapter in ("mcp_server", "turbine", "service"):
         imported = set().union(*(_imported(p) for p in _files(adapter)))
         assert "line_connector.output" in imported, adapter
+
+
+def test_the_servers_and_the_export_never_import_one_another():
+    """The HTTP service, the MCP server and the Turbine export share code
+    only through the core (the OpenAPI document once borrowed the MCP
+    server's schema resolver: it now lives in ``schema_views``)."""
+    edges = _edges()
+    bad = sorted(why for (src, dst), why in edges.items() if src != "cli")
+    assert bad == []
