@@ -59,8 +59,11 @@ def action_hints(cls):
 
     read-only: a local action (webhook parse), a GET, or a class that says
     ``read_only`` (LINE validation, Sobot queries). idempotent: the class's
-    ``idempotent`` when set, else what ``LineAction`` retries on: a read, or
-    a send with ``X-Line-Retry-Key`` (LINE delivers a key at most once).
+    ``idempotent`` when set, else a read. Not a LINE send with a retry key:
+    MCP's idempotentHint promises that the same call again has no further
+    effect, and the same arguments without a ``retry_key`` get a fresh key
+    each time (two calls, two messages, as the agent asked); only a caller's
+    own ``retry_key`` makes a resend safe, which the tool's schema says.
     destructive: ``destructive`` when set (deletes, leaving a chat, replacing
     or removing a rich menu), else false: the other writes add messages,
     menus, audiences or read marks and overwrite nothing (reads are never)."""
@@ -70,7 +73,7 @@ def action_hints(cls):
         read_only = local or getattr(cls, "method", None) == "GET"
     idempotent = getattr(cls, "idempotent", None)
     if idempotent is None:
-        idempotent = bool(read_only or getattr(cls, "retry_key", False))
+        idempotent = bool(read_only)
     destructive = False if read_only else bool(getattr(cls, "destructive", False))
     return {"readOnlyHint": bool(read_only), "destructiveHint": destructive,
             "idempotentHint": bool(idempotent), "openWorldHint": not local}

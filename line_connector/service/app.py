@@ -444,9 +444,11 @@ class ServiceApp:
 
     def _ready(self):
         """``/readyz`` (SPEC 12): 200 when the state store answers now,
-        else 503 with why (host and port only), so a load balancer stops
-        sending work that would only get 503s. ``/healthz`` stays liveness:
-        a restart does not bring Redis back."""
+        else 503, so a load balancer stops sending work that would only get
+        503s. ``/healthz`` stays liveness: a restart does not bring Redis
+        back. Why the reason goes to the log and not the body: the path
+        needs no API key, and the store's address and error are for the
+        operator, not for anyone who can reach the port."""
         from .. import state
 
         try:
@@ -455,8 +457,8 @@ class ServiceApp:
             message = exc.message if isinstance(exc, InputError) else str(exc)
             if isinstance(exc, InputError) and exc.details:
                 message = "%s: %s" % (exc.details[0].get("path"), exc.details[0].get("message"))
-            return 503, [("Retry-After", "5")], json_bytes({"status": "unavailable",
-                                                            "error": self.redactor.scrub(message)[:500]})
+            self.log("state_store_not_ready", error=self.redactor.scrub(message)[:500])
+            return 503, [("Retry-After", "5")], json_bytes({"status": "unavailable"})
         return 200, [], json_bytes({"status": "ready"})
 
     def _webhook(self, environ, route, info):

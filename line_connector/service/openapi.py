@@ -326,9 +326,9 @@ def document(config, base_url=None):
             "200": _json({"type": "object", "required": ["status"],
                           "properties": {"status": {"type": "string", "const": "ready"}}}, "Ready for work"),
             "503": _json({"type": "object", "required": ["status"],
-                          "properties": {"status": {"type": "string", "const": "unavailable"},
-                                         "error": {"type": "string"}}},
-                         "The state store does not answer (host and port in error); retry after Retry-After")}}}
+                          "properties": {"status": {"type": "string", "const": "unavailable"}}},
+                         "The state store does not answer (the reason is in the service's log); "
+                         "retry after Retry-After")}}}
     paths["/metrics"] = {"get": {
         "operationId": "metrics", "summary": "Prometheus metrics", "tags": ["service"], "security": [],
         "responses": {"200": {"description": "Prometheus text exposition format (counters and histograms: "

@@ -161,8 +161,9 @@ def test_annotations_come_from_the_action_classes(session_run):
     tools = {t.name: t.annotations for t in session_run["tools"]}
     read, send, validate = tools["line_get_quota"], tools["line_send_push"], tools["line_validate_push"]
     assert (read.read_only_hint, read.idempotent_hint, read.destructive_hint) == (True, True, False)
-    # push carries X-Line-Retry-Key: a resend cannot deliver twice
-    assert (send.read_only_hint, send.idempotent_hint, send.destructive_hint) == (False, True, False)
+    # the same push again, without a caller's retry_key, gets a fresh key: a second message (MCP's
+    # idempotentHint promises no further effect, so it is false; a retry_key argument makes a resend safe)
+    assert (send.read_only_hint, send.idempotent_hint, send.destructive_hint) == (False, False, False)
     assert (validate.read_only_hint, validate.idempotent_hint) == (True, True)
     # a reply token works once and has no retry key; NXCloud has none either
     assert tools["line_send_reply"].idempotent_hint is False
