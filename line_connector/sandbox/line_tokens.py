@@ -38,6 +38,8 @@ MAX_TOKEN_EXP = 30 * 86400          # token_exp at most 30 days
 MAX_V21_TOKENS = 30                 # issue-channel-access-token-v2-1: 30 live tokens per channel
 SHORT_LIVED = 30 * 86400            # issue-shortlived-channel-access-token: valid 30 days
 DEMO_KID = "sandbox-kid-0001"
+DEMO_V21_TOKEN = "sandbox-v21-token"
+DEMO_SHORT_LIVED_TOKEN = "sandbox-short-lived-token"
 NEED_JWT = "this sandbox verifies assertions with PyJWT and cryptography: pip install 'line-connector[jwt]'"
 
 _DEMO = {}
@@ -75,6 +77,12 @@ def install(state):
     state.jwt_token_requests = 0     # POST /oauth2/v2.1/token, whatever the answer
     state.v21_tokens_issued = 0
     state.short_lived_issued = 0
+
+    # demo tokens, so verify works on a fresh sandbox (not secrets: they open this emulator only)
+    forever = state.clock() + 10 * 365 * 86400
+    state.v21_tokens[DEMO_V21_TOKEN] = {"key_id": "sandbox-key-id-0001", "expires": forever}
+    state.short_lived_tokens[DEMO_SHORT_LIVED_TOKEN] = forever
+    state.issued.update({DEMO_V21_TOKEN: forever, DEMO_SHORT_LIVED_TOKEN: forever})
 
     def register_assertion_key(kid, public_jwk):
         with state.lock:

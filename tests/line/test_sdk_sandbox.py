@@ -74,6 +74,15 @@ SDK_METHOD_MORE = {
     "line_get_delivery_stats": ("Insight", ["get_number_of_message_deliveries"]),
     "line_get_message_event_stats": ("Insight", ["get_message_event"]),
     "line_get_demographics": ("Insight", ["get_friends_demographics"]),
+    # SPEC 14: channel access tokens (driven through the SDK in test_channel_tokens)
+    "line_issue_channel_token": ("ChannelAccessToken", ["issue_channel_token"]),
+    "line_verify_channel_token": ("ChannelAccessToken", ["verify_channel_token"]),
+    "line_revoke_channel_token": ("ChannelAccessToken", ["revoke_channel_token"]),
+    "line_issue_stateless_channel_token": ("ChannelAccessToken", ["issue_stateless_channel_token"]),
+    "line_issue_channel_token_jwt": ("ChannelAccessToken", ["issue_channel_token_by_jwt"]),
+    "line_verify_channel_token_jwt": ("ChannelAccessToken", ["verify_channel_token_by_jwt"]),
+    "line_revoke_channel_token_jwt": ("ChannelAccessToken", ["revoke_channel_token_by_jwt"]),
+    "line_list_channel_token_key_ids": ("ChannelAccessToken", ["gets_all_valid_channel_access_token_key_ids"]),
 }
 
 
@@ -97,8 +106,9 @@ def test_the_map_covers_every_http_line_action_of_the_pack():
     import linebot.v3.audience
     import linebot.v3.insight
     import linebot.v3.messaging
+    import linebot.v3.oauth
 
-    modules = (linebot.v3.messaging, linebot.v3.audience, linebot.v3.insight)
+    modules = (linebot.v3.messaging, linebot.v3.audience, linebot.v3.insight, linebot.v3.oauth)
     for action, (class_name, methods) in SDK_METHOD_MORE.items():
         cls = next(getattr(m, class_name) for m in modules if hasattr(m, class_name))
         assert all(hasattr(cls, m) for m in methods), action
