@@ -83,6 +83,22 @@ SDK_METHOD_MORE = {
     "line_verify_channel_token_jwt": ("ChannelAccessToken", ["verify_channel_token_by_jwt"]),
     "line_revoke_channel_token_jwt": ("ChannelAccessToken", ["revoke_channel_token_by_jwt"]),
     "line_list_channel_token_key_ids": ("ChannelAccessToken", ["gets_all_valid_channel_access_token_key_ids"]),
+    # SPEC 14: webhook endpoint, rich menu reads, aliases, batch (test_webhook_richmenu_parity)
+    "line_get_webhook_endpoint": ("MessagingApi", ["get_webhook_endpoint"]),
+    "line_set_webhook_endpoint": ("MessagingApi", ["set_webhook_endpoint"]),
+    "line_test_webhook_endpoint": ("MessagingApi", ["test_webhook_endpoint"]),
+    "line_get_rich_menu": ("MessagingApi", ["get_rich_menu"]),
+    "line_get_default_rich_menu": ("MessagingApi", ["get_default_rich_menu_id"]),
+    "line_get_user_rich_menu": ("MessagingApi", ["get_rich_menu_id_of_user"]),
+    "line_download_rich_menu_image": ("MessagingApiBlob", ["get_rich_menu_image"]),
+    "line_create_rich_menu_alias": ("MessagingApi", ["create_rich_menu_alias"]),
+    "line_get_rich_menu_alias": ("MessagingApi", ["get_rich_menu_alias"]),
+    "line_update_rich_menu_alias": ("MessagingApi", ["update_rich_menu_alias"]),
+    "line_delete_rich_menu_alias": ("MessagingApi", ["delete_rich_menu_alias"]),
+    "line_list_rich_menu_aliases": ("MessagingApi", ["get_rich_menu_alias_list"]),
+    "line_rich_menu_batch": ("MessagingApi", ["rich_menu_batch"]),
+    "line_validate_rich_menu_batch": ("MessagingApi", ["validate_rich_menu_batch_request"]),
+    "line_get_rich_menu_batch_progress": ("MessagingApi", ["get_rich_menu_batch_progress"]),
 }
 
 
