@@ -40,6 +40,8 @@ PATH_ID_RULES = {
                    "a rich menu ID: richmenu- followed by 32 lower-case hex digits"),
     "messageId": (re.compile(r"[0-9]{1,32}\Z"), "a message ID: decimal digits"),
     "audienceGroupId": (re.compile(r"[1-9][0-9]{0,18}\Z"), "an audience group ID: a positive integer"),
+    # #get-membership-user-ids: membershipId is an integer
+    "membershipId": (re.compile(r"[1-9][0-9]{0,18}\Z"), "a membership plan ID: a positive integer"),
     # #create-rich-menu-alias: richMenuAliasId ^[a-z0-9_-]{1,32}$
     "richMenuAliasId": (re.compile(r"[a-z0-9_-]{1,32}\Z"),
                         "a rich menu alias ID: 1-32 of a-z, 0-9, _ and -"),

@@ -79,7 +79,7 @@ RETRY_KEY_ACCEPTED = "The retry key is already accepted"
 #: modules of this package emulating more LINE endpoints; each has
 #: ``install(state)`` (its state and demo data on the LineState) and
 #: ``routes(emulator)`` -> {(METHOD, "/v2/bot/.../{name}"): handler}
-EXTENSIONS = ("line_users", "line_richmenu", "line_audience", "line_tokens", "line_channel")
+EXTENSIONS = ("line_users", "line_richmenu", "line_audience", "line_tokens", "line_channel", "line_more")
 
 
 def extensions():

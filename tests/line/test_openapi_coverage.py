@@ -62,6 +62,17 @@ BUILT = {
     "getRichMenuAliasList": "line_list_rich_menu_aliases",
     "richMenuBatch": "line_rich_menu_batch", "validateRichMenuBatchRequest": "line_validate_rich_menu_batch",
     "getRichMenuBatchProgress": "line_get_rich_menu_batch_progress",
+    # previews, aggregation units, link tokens, mark as read by user, PNP, memberships
+    "getMessageContentPreview": "line_get_message_content_preview",
+    "getAggregationUnitUsage": "line_get_aggregation_unit_usage",
+    "getAggregationUnitNameList": "line_list_aggregation_units",
+    "issueLinkToken": "line_issue_link_token",
+    "markMessagesAsRead": "line_mark_as_read_by_user",
+    "pushMessagesByPhone": "line_send_pnp_push",
+    "getPNPMessageStatistics": "line_get_pnp_sent_count",
+    "getMembershipSubscription": "line_get_membership_subscription",
+    "getMembershipList": "line_list_memberships",
+    "getJoinedMembershipUsers": "line_get_membership_users",
     # insight
     "getFriendsDemographics": "line_get_demographics", "getNumberOfMessageDeliveries": "line_get_delivery_stats",
     "getNumberOfFollowers": "line_get_followers_stats", "getMessageEvent": "line_get_message_event_stats",
@@ -81,16 +92,6 @@ BUILT = {
 
 #: operations of SPEC 14 not built yet (operationId -> the SPEC 14 action name it will get)
 NOT_YET_BUILT = {
-    "getMessageContentPreview": "line_get_message_content_preview",
-    "getAggregationUnitUsage": "line_get_aggregation_unit_usage",
-    "getAggregationUnitNameList": "line_list_aggregation_units",
-    "issueLinkToken": "line_issue_link_token",
-    "markMessagesAsRead": "line_mark_as_read_by_user",
-    "pushMessagesByPhone": "line_send_pnp_push",
-    "getPNPMessageStatistics": "line_get_pnp_sent_count",
-    "getMembershipSubscription": "line_get_membership_subscription",
-    "getMembershipList": "line_list_memberships",
-    "getJoinedMembershipUsers": "line_get_membership_users",
     "listCoupon": "line_list_coupons", "createCoupon": "line_create_coupon",
     "getCouponDetail": "line_get_coupon", "closeCoupon": "line_close_coupon",
     "getStatisticsPerUnit": "line_get_unit_stats",

@@ -99,6 +99,17 @@ SDK_METHOD_MORE = {
     "line_rich_menu_batch": ("MessagingApi", ["rich_menu_batch"]),
     "line_validate_rich_menu_batch": ("MessagingApi", ["validate_rich_menu_batch_request"]),
     "line_get_rich_menu_batch_progress": ("MessagingApi", ["get_rich_menu_batch_progress"]),
+    # SPEC 14: previews, aggregation units, link tokens, PNP, memberships (test_messaging_more)
+    "line_get_message_content_preview": ("MessagingApiBlob", ["get_message_content_preview"]),
+    "line_get_aggregation_unit_usage": ("MessagingApi", ["get_aggregation_unit_usage"]),
+    "line_list_aggregation_units": ("MessagingApi", ["get_aggregation_unit_name_list"]),
+    "line_issue_link_token": ("MessagingApi", ["issue_link_token"]),
+    "line_mark_as_read_by_user": ("MessagingApi", ["mark_messages_as_read"]),
+    "line_send_pnp_push": ("MessagingApi", ["push_messages_by_phone"]),
+    "line_get_pnp_sent_count": ("MessagingApi", ["get_pnp_message_statistics"]),
+    "line_get_membership_subscription": ("MessagingApi", ["get_membership_subscription"]),
+    "line_list_memberships": ("MessagingApi", ["get_membership_list"]),
+    "line_get_membership_users": ("MessagingApi", ["get_joined_membership_users"]),
 }
 
 
