@@ -178,6 +178,7 @@ def routes(emulator):
         return Reply(200, body)
 
     return {
+        **stats_routes(emulator),
         ("GET", "/v2/bot/message/{messageId}/content/preview"): a(preview),
         ("GET", "/v2/bot/message/aggregation/info"): a(aggregation_info),
         ("GET", "/v2/bot/message/aggregation/list"): a(aggregation_list),
@@ -188,4 +189,86 @@ def routes(emulator):
         ("GET", "/v2/bot/membership/subscription/{userId}"): a(subscription),
         ("GET", "/v2/bot/membership/list"): a(membership_list),
         ("GET", "/v2/bot/membership/{membershipId}/users/ids"): a(membership_users),
+    }
+
+
+# ------------------------------------------------------------ statistics per unit, rich menu statistics
+
+def stats_routes(emulator):
+    """GET /v2/bot/insight/message/event/aggregation and the rich menu
+    insight: fixed demo figures (the sandbox records no impressions), in
+    LINE's shapes; a unit this month never used answers its zeros."""
+    from .line import body_error, error
+
+    state = emulator.state
+    a = emulator.authed
+
+    def period(req):
+        dates = {k: req.arg(k, "") for k in ("from", "to")}
+        bad = [k for k, v in dates.items() if not re.fullmatch(r"\d{8}", v)]
+        if bad:
+            return None, body_error([(k, "The value for the '%s' parameter is invalid" % k) for k in bad])
+        if dates["to"] < dates["from"]:
+            return None, body_error([("to", "must not be before from")])
+        return dates, None
+
+    def unit_stats(req):
+        unit = req.arg("customAggregationUnit", "")
+        if not re.fullmatch(r"[a-zA-Z0-9_]{1,30}", unit):
+            return body_error([("customAggregationUnit", "invalid")])
+        _, bad = period(req)
+        if bad:
+            return bad
+        with state.lock:
+            used = unit in state.aggregation_units
+        n = 100 if used else 0
+        return Reply(200, {"overview": {"uniqueImpression": n, "uniqueClick": n // 4, "uniqueMediaPlayed": 0,
+                                        "uniqueMediaPlayed100Percent": 0},
+                           "messages": [{"seq": 1, "impression": n, "uniqueImpression": n}] if used else [],
+                           "clicks": [{"seq": 1, "url": "https://example.com/sale", "click": n // 4,
+                                       "uniqueClick": n // 4, "uniqueClickOfRequest": n // 4}] if used else []})
+
+    def menu_areas(menu_id):
+        with state.lock:
+            entry = state.richmenus.get(menu_id)
+        return None if entry is None else [area["bounds"] for area in entry["menu"].get("areas", [])]
+
+    def days(dates):
+        first = datetime.datetime.strptime(dates["from"], "%Y%m%d")
+        last = datetime.datetime.strptime(dates["to"], "%Y%m%d")
+        count = min((last - first).days + 1, 31)
+        return [(first + datetime.timedelta(days=i)).strftime("%Y%m%d") for i in range(count)]
+
+    def summary(req):
+        dates, bad = period(req)
+        if bad:
+            return bad
+        areas = menu_areas(req.params["richMenuId"])
+        if areas is None:
+            return error(404, "Not found")
+        span = len(days(dates))
+        return Reply(200, {"richMenuId": req.params["richMenuId"], "metricsFrom": dates["from"],
+                           "metricsTo": dates["to"],
+                           "impression": {"metrics": {"count": 50 * span, "uniqueUsers": 20 * span}},
+                           "clicks": [{"bounds": b, "metrics": {"count": 5 * span, "uniqueUsers": 2 * span}}
+                                      for b in areas]})
+
+    def daily(req):
+        dates, bad = period(req)
+        if bad:
+            return bad
+        areas = menu_areas(req.params["richMenuId"])
+        if areas is None:
+            return error(404, "Not found")
+        each = days(dates)
+        return Reply(200, {"richMenuId": req.params["richMenuId"], "metricsFrom": dates["from"],
+                           "metricsTo": dates["to"],
+                           "impression": {"metrics": [{"date": d, "count": 50, "uniqueUsers": 20} for d in each]},
+                           "clicks": [{"bounds": b, "metrics": [{"date": d, "count": 5, "uniqueUsers": 2}
+                                                                for d in each]} for b in areas]})
+
+    return {
+        ("GET", "/v2/bot/insight/message/event/aggregation"): a(unit_stats),
+        ("GET", "/v2/bot/insight/richmenu/{richMenuId}/summary"): a(summary),
+        ("GET", "/v2/bot/insight/richmenu/{richMenuId}/daily"): a(daily),
     }

@@ -76,6 +76,9 @@ BUILT = {
     # insight
     "getFriendsDemographics": "line_get_demographics", "getNumberOfMessageDeliveries": "line_get_delivery_stats",
     "getNumberOfFollowers": "line_get_followers_stats", "getMessageEvent": "line_get_message_event_stats",
+    "getStatisticsPerUnit": "line_get_unit_stats",
+    "getRichMenuInsightSummary": "line_get_rich_menu_stats",
+    "getRichMenuInsightDaily": "line_get_rich_menu_daily_stats",
     # audiences
     "createAudienceGroup": "line_create_audience", "addAudienceToAudienceGroup": "line_add_audience_users",
     "deleteAudienceGroup": "line_delete_audience", "getAudienceData": "line_get_audience",
@@ -94,9 +97,6 @@ BUILT = {
 NOT_YET_BUILT = {
     "listCoupon": "line_list_coupons", "createCoupon": "line_create_coupon",
     "getCouponDetail": "line_get_coupon", "closeCoupon": "line_close_coupon",
-    "getStatisticsPerUnit": "line_get_unit_stats",
-    "getRichMenuInsightSummary": "line_get_rich_menu_stats",
-    "getRichMenuInsightDaily": "line_get_rich_menu_daily_stats",
     "createAudienceForUploadingUserIds": "line_create_audience_from_file",
     "addUserIdsToAudience": "line_add_audience_users_from_file",
     "createClickBasedAudienceGroup": "line_create_click_audience",

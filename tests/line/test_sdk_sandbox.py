@@ -110,6 +110,10 @@ SDK_METHOD_MORE = {
     "line_get_membership_subscription": ("MessagingApi", ["get_membership_subscription"]),
     "line_list_memberships": ("MessagingApi", ["get_membership_list"]),
     "line_get_membership_users": ("MessagingApi", ["get_joined_membership_users"]),
+    # SPEC 14: statistics per unit, rich menu statistics (test_insight_more)
+    "line_get_unit_stats": ("Insight", ["get_statistics_per_unit"]),
+    "line_get_rich_menu_stats": ("Insight", ["get_rich_menu_insight_summary"]),
+    "line_get_rich_menu_daily_stats": ("Insight", ["get_rich_menu_insight_daily"]),
 }
 
 
