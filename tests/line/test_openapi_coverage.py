@@ -83,6 +83,11 @@ BUILT = {
     "createAudienceGroup": "line_create_audience", "addAudienceToAudienceGroup": "line_add_audience_users",
     "deleteAudienceGroup": "line_delete_audience", "getAudienceData": "line_get_audience",
     "getAudienceGroups": "line_list_audiences",
+    "createClickBasedAudienceGroup": "line_create_click_audience",
+    "createImpBasedAudienceGroup": "line_create_impression_audience",
+    "updateAudienceGroupDescription": "line_update_audience_description",
+    "getSharedAudienceData": "line_get_shared_audience",
+    "getSharedAudienceGroups": "line_list_shared_audiences",
     # channel access tokens
     "issueStatelessChannelToken": "line_issue_stateless_channel_token",
     "issueChannelTokenByJWT": "line_issue_channel_token_jwt",
@@ -99,11 +104,6 @@ NOT_YET_BUILT = {
     "getCouponDetail": "line_get_coupon", "closeCoupon": "line_close_coupon",
     "createAudienceForUploadingUserIds": "line_create_audience_from_file",
     "addUserIdsToAudience": "line_add_audience_users_from_file",
-    "createClickBasedAudienceGroup": "line_create_click_audience",
-    "createImpBasedAudienceGroup": "line_create_impression_audience",
-    "updateAudienceGroupDescription": "line_update_audience_description",
-    "getSharedAudienceData": "line_get_shared_audience",
-    "getSharedAudienceGroups": "line_list_shared_audiences",
 }
 
 

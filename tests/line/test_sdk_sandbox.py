@@ -114,6 +114,12 @@ SDK_METHOD_MORE = {
     "line_get_unit_stats": ("Insight", ["get_statistics_per_unit"]),
     "line_get_rich_menu_stats": ("Insight", ["get_rich_menu_insight_summary"]),
     "line_get_rich_menu_daily_stats": ("Insight", ["get_rich_menu_insight_daily"]),
+    # SPEC 14: click/impression audiences, renaming, shared audiences (test_audience_more)
+    "line_create_click_audience": ("ManageAudience", ["create_click_based_audience_group"]),
+    "line_create_impression_audience": ("ManageAudience", ["create_imp_based_audience_group"]),
+    "line_update_audience_description": ("ManageAudience", ["update_audience_group_description"]),
+    "line_get_shared_audience": ("ManageAudience", ["get_shared_audience_data"]),
+    "line_list_shared_audiences": ("ManageAudience", ["get_shared_audience_groups"]),
 }
 
 
