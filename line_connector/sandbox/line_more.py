@@ -5,7 +5,8 @@ memberships (developers.line.biz/en/reference/messaging-api/ and
 and membership.py).
 
 Bodies are judged by the pack's input schemas, as line.py does. Demo data:
-two aggregation units used this month, the membership plan
+two aggregation units used this month, the coupon ``DEMO_COUPON_ID``
+(running), the membership plan
 ``DEMO_MEMBERSHIP_ID`` with the demo user (``line_users.DEMO_USER_ID``)
 subscribed and 3 members, and a preview for each demo image or video message.
 """
@@ -34,6 +35,7 @@ def install(state):
         "benefits": ["Monthly coupon"], "price": 500.0, "currency": "JPY", "memberCount": 3,
         "memberLimit": 1000, "isInAppPurchase": False, "isPublished": True}}
     state.membership_users = {DEMO_MEMBERSHIP_ID: [DEMO_USER_ID] + list(DEMO_FOLLOWERS[1:3])}
+    state.coupons = {DEMO_COUPON_ID: demo_coupon(DEMO_COUPON_ID, "Friends-only coupon", "RUNNING")}
 
 
 def routes(emulator):
@@ -179,6 +181,7 @@ def routes(emulator):
 
     return {
         **stats_routes(emulator),
+        **coupon_routes(emulator),
         ("GET", "/v2/bot/message/{messageId}/content/preview"): a(preview),
         ("GET", "/v2/bot/message/aggregation/info"): a(aggregation_info),
         ("GET", "/v2/bot/message/aggregation/list"): a(aggregation_list),
@@ -271,4 +274,65 @@ def stats_routes(emulator):
         ("GET", "/v2/bot/insight/message/event/aggregation"): a(unit_stats),
         ("GET", "/v2/bot/insight/richmenu/{richMenuId}/summary"): a(summary),
         ("GET", "/v2/bot/insight/richmenu/{richMenuId}/daily"): a(daily),
+    }
+
+
+# ------------------------------------------------------------ coupons
+
+DEMO_COUPON_ID = "01JYNW8JMQVFBNWF1APF8Z3FS7"  # the form of LINE's own example (a ULID)
+
+
+def demo_coupon(coupon_id, title, status):
+    return {"couponId": coupon_id, "title": title, "status": status, "createdTimestamp": 1767571200,
+            "description": "Show this screen to the staff.", "startTimestamp": 0, "endTimestamp": 1924959599,
+            "timezone": "ASIA_TOKYO", "visibility": "UNLISTED", "maxUseCountPerTicket": 1,
+            "acquisitionCondition": {"type": "normal"},
+            "reward": {"type": "discount", "priceInfo": {"type": "fixed", "fixedAmount": 100}}}
+
+
+def coupon_routes(emulator):
+    """GET /v2/bot/coupon (status filter, limit 1..100, ``next``), GET and
+    PUT .../close (410 once closed, as LINE answers)."""
+    from .line import body_error, error
+
+    state = emulator.state
+    a = emulator.authed
+
+    def listing(req):
+        statuses = req.query.get("status") or []
+        if any(s not in ("DRAFT", "RUNNING", "CLOSED") for s in statuses):
+            return body_error([("status", "must be DRAFT, RUNNING or CLOSED")])
+        try:
+            limit, start = int(req.arg("limit", "20")), int(req.arg("start", "0"))
+        except ValueError:
+            return body_error([("limit", "invalid")])
+        if not 1 <= limit <= 100 or start < 0:
+            return body_error([("limit", "must be between 1 and 100")])
+        with state.lock:
+            found = [{"couponId": c["couponId"], "title": c["title"]} for c in state.coupons.values()
+                     if not statuses or c["status"] in statuses]
+        body = {"items": found[start:start + limit]}
+        if start + limit < len(found):
+            body["next"] = str(start + limit)
+        return Reply(200, body)
+
+    def get_one(req):
+        with state.lock:
+            coupon = state.coupons.get(req.params["couponId"])
+        return Reply(200, dict(coupon)) if coupon else error(404, "Not found")
+
+    def close(req):
+        with state.lock:
+            coupon = state.coupons.get(req.params["couponId"])
+            if coupon is None:
+                return error(404, "Not found")
+            if coupon["status"] == "CLOSED":
+                return error(410, "The coupon has already been discontinued")
+            coupon["status"] = "CLOSED"
+        return Reply(200, b"", content_type="text/plain")
+
+    return {
+        ("GET", "/v2/bot/coupon"): a(listing),
+        ("GET", "/v2/bot/coupon/{couponId}"): a(get_one),
+        ("PUT", "/v2/bot/coupon/{couponId}/close"): a(close),
     }

@@ -73,6 +73,10 @@ BUILT = {
     "getMembershipSubscription": "line_get_membership_subscription",
     "getMembershipList": "line_list_memberships",
     "getJoinedMembershipUsers": "line_get_membership_users",
+    # coupons
+    "listCoupon": "line_list_coupons",
+    "getCouponDetail": "line_get_coupon",
+    "closeCoupon": "line_close_coupon",
     # insight
     "getFriendsDemographics": "line_get_demographics", "getNumberOfMessageDeliveries": "line_get_delivery_stats",
     "getNumberOfFollowers": "line_get_followers_stats", "getMessageEvent": "line_get_message_event_stats",
@@ -100,8 +104,7 @@ BUILT = {
 
 #: operations of SPEC 14 not built yet (operationId -> the SPEC 14 action name it will get)
 NOT_YET_BUILT = {
-    "listCoupon": "line_list_coupons", "createCoupon": "line_create_coupon",
-    "getCouponDetail": "line_get_coupon", "closeCoupon": "line_close_coupon",
+    "createCoupon": "line_create_coupon",
     "createAudienceForUploadingUserIds": "line_create_audience_from_file",
     "addUserIdsToAudience": "line_add_audience_users_from_file",
 }

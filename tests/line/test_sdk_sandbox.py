@@ -120,6 +120,10 @@ SDK_METHOD_MORE = {
     "line_update_audience_description": ("ManageAudience", ["update_audience_group_description"]),
     "line_get_shared_audience": ("ManageAudience", ["get_shared_audience_data"]),
     "line_list_shared_audiences": ("ManageAudience", ["get_shared_audience_groups"]),
+    # SPEC 14: coupons (test_coupons)
+    "line_list_coupons": ("MessagingApi", ["list_coupon"]),
+    "line_get_coupon": ("MessagingApi", ["get_coupon_detail"]),
+    "line_close_coupon": ("MessagingApi", ["close_coupon"]),
 }
 
 
