@@ -342,7 +342,65 @@ def routes(emulator):
                            "readWriteAudienceGroupTotalCount": sum(a["permission"] == "READ_WRITE" for a in found),
                            "page": page, "size": size})
 
+    def by_file(req, create):
+        """POST/PUT .../upload/byFile: multipart/form-data with a text/plain
+        ``file`` of IDs, one per line (at most 1,500,000)."""
+        form, files = _multipart(req)
+        if form is None:
+            return _error("The request must be multipart/form-data", [("file", "must be specified")])
+        allowed = ("description", "isIfaAudience", "uploadDescription") if create else ("audienceGroupId",
+                                                                                       "uploadDescription")
+        details = [(k, "The property, %s, in the request body is invalid" % k) for k in form if k not in allowed]
+        if set(files) != {"file"}:
+            details.append(("file", "must be specified"))
+        elif files["file"][0] != "text/plain":
+            details.append(("file", "Content-Type must be text/plain"))
+        is_ifa = form.get("isIfaAudience", "false")
+        if is_ifa not in ("true", "false"):
+            details.append(("isIfaAudience", "must be true or false"))
+        if create:
+            description = form.get("description", "")
+            if not description:
+                details.append(("description", "must be specified"))
+            elif len(description) > MAX_DESCRIPTION:
+                details.append(("description", "AUDIENCE_GROUP_NAME_SIZE_OVER"))
+        if details:
+            return _error("The request body has %d error(s)" % len(details), details)
+        lines = [x.strip() for x in files["file"][1].decode("ascii", "replace").splitlines() if x.strip()]
+        if len(lines) > MAX_IDS_PER_FILE:
+            return _error("The request body has 1 error(s)", [("file", "UPLOAD_AUDIENCE_GROUP_TOO_MANY_AUDIENCE_IDS")])
+        with state.lock:
+            if create:
+                ifa = is_ifa == "true"
+            else:
+                gid = form.get("audienceGroupId", "")
+                audience = state.audiences.get(int(gid)) if re.fullmatch(r"[1-9][0-9]{0,18}", gid) else None
+                if audience is None:
+                    return _not_found()
+                ifa = audience["isIfaAudience"]
+            pattern = IFA if ifa else USER_ID
+            bad = [i for i, x in enumerate(lines) if not pattern.match(x)]
+            if bad:
+                return _error("The request body has 1 error(s)",
+                              [("file", "UPLOAD_AUDIENCE_GROUP_INVALID_AUDIENCE_ID_FORMAT")])
+            if not create:
+                _add_job(state, audience, lines, form.get("uploadDescription"), now())
+                return Reply(202, {})
+            if len(state.audiences) >= MAX_AUDIENCES:
+                return _error("Audience group count max over", [(None, "AUDIENCE_GROUP_COUNT_MAX_OVER")])
+            group_id = state.next_audience_id
+            state.next_audience_id += 1
+            audience = _new_audience(state, group_id, form["description"], ifa, now(), lines,
+                                     form.get("uploadDescription"))
+            state.audiences[group_id] = audience
+            public = _public(audience)
+        return Reply(202, {k: public[k] for k in ("audienceGroupId", "type", "description", "created",
+                                                  "permission", "expireTimestamp", "isIfaAudience")}
+                     | {"createRoute": "MESSAGING_API"})
+
     return {
+        ("POST", "/v2/bot/audienceGroup/upload/byFile"): emulator.authed(lambda req: by_file(req, True)),
+        ("PUT", "/v2/bot/audienceGroup/upload/byFile"): emulator.authed(lambda req: by_file(req, False)),
         ("POST", "/v2/bot/audienceGroup/click"): emulator.authed(lambda req: from_message("CLICK", req)),
         ("POST", "/v2/bot/audienceGroup/imp"): emulator.authed(lambda req: from_message("IMP", req)),
         ("PUT", "/v2/bot/audienceGroup/{audienceGroupId}/updateDescription"): emulator.authed(update_description),
@@ -354,6 +412,36 @@ def routes(emulator):
         ("GET", "/v2/bot/audienceGroup/{audienceGroupId}"): emulator.authed(get_one),
         ("DELETE", "/v2/bot/audienceGroup/{audienceGroupId}"): emulator.authed(delete),
     }
+
+
+MAX_IDS_PER_FILE = 1500000     # by file: "Max number: 1,500,000"
+
+
+def _multipart(req):
+    """({field: text}, {field: (content type, bytes)}) of a multipart/form-data
+    body, parsed by the standard library's email parser; (None, None) when
+    the body is not one."""
+    from email.parser import BytesParser
+    from email.policy import HTTP
+
+    ctype = req.header("content-type") or ""
+    if not ctype.lower().startswith("multipart/form-data"):
+        return None, None
+    message = BytesParser(policy=HTTP).parsebytes(b"Content-Type: " + ctype.encode("latin-1") + b"\r\n\r\n"
+                                                  + req.body)
+    if not message.is_multipart():
+        return None, None
+    form, files = {}, {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if not name:
+            continue
+        payload = part.get_payload(decode=True) or b""
+        if part.get_filename() is not None:
+            files[name] = (part.get_content_type(), payload)
+        else:
+            form[name] = payload.decode("utf-8", "replace")
+    return form, files
 
 
 def _group_id(req):

@@ -87,6 +87,8 @@ BUILT = {
     "createAudienceGroup": "line_create_audience", "addAudienceToAudienceGroup": "line_add_audience_users",
     "deleteAudienceGroup": "line_delete_audience", "getAudienceData": "line_get_audience",
     "getAudienceGroups": "line_list_audiences",
+    "createAudienceForUploadingUserIds": "line_create_audience_from_file",
+    "addUserIdsToAudience": "line_add_audience_users_from_file",
     "createClickBasedAudienceGroup": "line_create_click_audience",
     "createImpBasedAudienceGroup": "line_create_impression_audience",
     "updateAudienceGroupDescription": "line_update_audience_description",
@@ -105,8 +107,6 @@ BUILT = {
 #: operations of SPEC 14 not built yet (operationId -> the SPEC 14 action name it will get)
 NOT_YET_BUILT = {
     "createCoupon": "line_create_coupon",
-    "createAudienceForUploadingUserIds": "line_create_audience_from_file",
-    "addUserIdsToAudience": "line_add_audience_users_from_file",
 }
 
 

@@ -124,6 +124,9 @@ SDK_METHOD_MORE = {
     "line_list_coupons": ("MessagingApi", ["list_coupon"]),
     "line_get_coupon": ("MessagingApi", ["get_coupon_detail"]),
     "line_close_coupon": ("MessagingApi", ["close_coupon"]),
+    # SPEC 14: audiences by file (test_audience_file)
+    "line_create_audience_from_file": ("ManageAudienceBlob", ["create_audience_for_uploading_user_ids"]),
+    "line_add_audience_users_from_file": ("ManageAudienceBlob", ["add_user_ids_to_audience"]),
 }
 
 
