@@ -1,4 +1,5 @@
-"""Coupons: list, read, discontinue (developers.line.biz/en/reference/messaging-api/:
+"""Coupons: create, list, read, discontinue (developers.line.biz/en/reference/messaging-api/:
+#create-coupon,
 #get-coupons-list, #get-coupon, #discontinue-coupon).
 
 Listing pages with ``next`` (``all_pages``); ``status`` is a repeated query
@@ -31,3 +32,28 @@ class CloseCoupon(LineAction):
         from .audience import DeleteAudience
 
         return DeleteAudience.judge_empty_ok(super().judge(request, result), result)
+
+
+class CreateCoupon(LineAction):
+    """POST /v2/bot/coupon: a coupon, answered with its couponId. A repeat
+    creates a second coupon (and coupons cannot be edited or deleted, only
+    discontinued), so it is sent once and never resent blindly; after an
+    unknown outcome, line_list_coupons shows whether it was created."""
+    method = "POST"
+    path = "/v2/bot/coupon"
+    fields = ("title", "description", "usageCondition", "imageUrl", "barcodeImageUrl", "couponCode",
+              "startTimestamp", "endTimestamp", "maxUseCountPerTicket", "visibility", "timezone",
+              "acquisitionCondition", "reward")
+
+    def build(self, inputs):
+        if inputs["endTimestamp"] <= inputs["startTimestamp"]:
+            raise self.input_error("endTimestamp", "must come after startTimestamp (%d)" % inputs["startTimestamp"])
+        return super().build(inputs)
+
+    def judge(self, request, result):
+        ok = super().judge(request, result)
+        if result.get("delivery") == "unknown":
+            result["note"] = ("outcome unknown: the request may have reached LINE and created the coupon; it was "
+                              "not resent. Check line_list_coupons before creating it again (a coupon cannot be "
+                              "deleted, only discontinued)")
+        return ok

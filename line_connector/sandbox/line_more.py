@@ -331,7 +331,28 @@ def coupon_routes(emulator):
             coupon["status"] = "CLOSED"
         return Reply(200, b"", content_type="text/plain")
 
+    def create(req):
+        body, bad = emulator.parse(req)
+        if bad:
+            return bad
+        try:
+            found = errors_to_details(iter_errors("line/create_coupon.input.json", body), "")
+        except RecursionError:
+            found = [{"path": "", "message": "The request body is nested too deeply"}]
+        details = [(d["path"], d["message"]) for d in found]
+        if not details and body["endTimestamp"] <= body["startTimestamp"]:
+            details.append(("endTimestamp", "must be after startTimestamp"))
+        if details:
+            return body_error(details)
+        alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # a ULID, as LINE's IDs are
+        coupon_id = "".join(secrets.choice(alphabet) for _ in range(26))
+        with state.lock:
+            coupon = dict(body, couponId=coupon_id, status="RUNNING", createdTimestamp=int(state.clock()))
+            state.coupons[coupon_id] = coupon
+        return Reply(200, {"couponId": coupon_id})
+
     return {
+        ("POST", "/v2/bot/coupon"): a(create),
         ("GET", "/v2/bot/coupon"): a(listing),
         ("GET", "/v2/bot/coupon/{couponId}"): a(get_one),
         ("PUT", "/v2/bot/coupon/{couponId}/close"): a(close),

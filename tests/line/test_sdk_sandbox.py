@@ -121,6 +121,7 @@ SDK_METHOD_MORE = {
     "line_get_shared_audience": ("ManageAudience", ["get_shared_audience_data"]),
     "line_list_shared_audiences": ("ManageAudience", ["get_shared_audience_groups"]),
     # SPEC 14: coupons (test_coupons)
+    "line_create_coupon": ("MessagingApi", ["create_coupon"]),
     "line_list_coupons": ("MessagingApi", ["list_coupon"]),
     "line_get_coupon": ("MessagingApi", ["get_coupon_detail"]),
     "line_close_coupon": ("MessagingApi", ["close_coupon"]),
