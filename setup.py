@@ -117,6 +117,8 @@ setup(
         "test": ["pytest>=7", "responses>=0.23", "hypothesis>=6", "setuptools>=70.1", "build>=1",
                  # the official SDK, to prove the sandbox answers as LINE does
                  "line-bot-sdk>=3.11",
+                 # the line_channel_jwt asset's signing, and the sandbox's check of it
+                 "PyJWT>=2.4", "cryptography>=3.4",
                  # the official MCP SDK's own stdio client drives `line-connector mcp` (tests/doors)
                  "mcp>=2,<3",
                  # service mode's own dependencies, so its tests run in the test venv
@@ -131,6 +133,9 @@ setup(
         # `line-connector serve`: a production WSGI server (pure Python, every platform),
         # the official Redis client for the shared state store, and Prometheus metrics
         "service": ["waitress>=3", "redis>=5", "prometheus_client>=0.20"],
+        # the line_channel_jwt asset (channel access tokens v2.1): PyJWT signs the
+        # assertion, cryptography gives it RS256; the sandbox verifies with the same
+        "jwt": ["PyJWT>=2.4", "cryptography>=3.4"],
         # `line-connector mcp`: the official Model Context Protocol SDK (2.x needs Python 3.10, the pack's floor)
         "mcp": ["mcp>=2,<3"],
     },

@@ -128,6 +128,26 @@ def url_secrets(url, usernames=True):
     return sorted(p for p in parts if p)
 
 
+#: the private members of an RSA JSON Web Key (RFC 7518 section 6.3.2)
+JWK_PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi")
+
+
+def jwk_private_members(value):
+    """A secret that is a JSON Web Key's text (the line_channel_jwt asset's
+    ``private_key``) is re-serialized in many ways (other spacing, key order,
+    one member quoted alone in an error): each private member is a secret of
+    its own. Returns them, or [] for any other text."""
+    if not value.lstrip().startswith("{"):
+        return []
+    try:
+        jwk = json.loads(value)
+    except (ValueError, RecursionError):
+        return []
+    if not isinstance(jwk, dict):
+        return []
+    return [jwk[m] for m in JWK_PRIVATE_MEMBERS if isinstance(jwk.get(m), str) and len(jwk[m]) >= MIN_SECRET_LENGTH]
+
+
 class Redactor:
     def __init__(self, secrets=()):
         self._needles = []
@@ -137,6 +157,8 @@ class Redactor:
     def add(self, value):
         if isinstance(value, str) and len(value) >= MIN_SECRET_LENGTH:
             merged = set(self._needles) | _forms(value)
+            for part in jwk_private_members(value):
+                merged |= _forms(part)
             self._needles = sorted(merged, key=len, reverse=True)
 
     def add_url(self, url, usernames=True):

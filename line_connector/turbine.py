@@ -56,6 +56,14 @@ VENDORS = (
      ("sobot",)),
 )
 
+#: Pack assets a Turbine connector cannot carry, with the reason. Turbine's
+#: runtime picks an asset by its keys alone, and ``line_channel_jwt`` (channel
+#: ID, key ID, private key) would be its ``apikey`` asset, as
+#: ``line_channel_secret`` already is in the LINE connector: the two cannot be
+#: told apart there. The exported LINE actions take the channel access token
+#: or the client credentials asset instead.
+NOT_EXPORTED = {"line_channel_jwt": "line_messaging_api"}
+
 #: Keywords of the pack's schemas that only mean something inside the pack:
 #: ``discriminator`` maps to ``$ref`` strings that no longer exist once
 #: inlined, so it is written as a ``oneOf`` of its variants instead.
@@ -155,6 +163,7 @@ def plan(m=None):
             if asset in owner:
                 raise ManifestError("turbine export: asset %s is listed for two vendors" % asset)
             owner[asset] = row[0]
+    owner.update(NOT_EXPORTED)
     missing = sorted(set(m.asset_names) - set(owner))
     if missing:
         raise ManifestError("turbine export: asset(s) %s belong to no Turbine connector; add them to "

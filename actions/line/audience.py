@@ -162,7 +162,10 @@ class DeleteAudience(LineAction):
     gone_on_repeat = (400, "there is no such audience (any more)", "deleted it")
 
     def judge(self, request, result):
-        ok = super().judge(request, result)
+        return self.judge_empty_ok(super().judge(request, result), result)
+
+    @staticmethod
+    def judge_empty_ok(ok, result):
         # LINE's reference gives this endpoint no response body (manage-audience.yml:
         # "200 OK", no content): an empty 2xx body is success, not a malformed answer
         if not ok and 200 <= result["status_code"] < 300 and result["json_body"] is None \

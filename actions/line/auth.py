@@ -1,4 +1,5 @@
-"""LINE credentials: a channel access token, or OAuth 2.0 client credentials.
+"""LINE credentials: a channel access token, OAuth 2.0 client credentials, or a
+channel's assertion signing key (channel access token v2.1, jwt_auth.py).
 
 Both are objects with the same three methods, so an action never knows
 which asset it was given:
@@ -116,7 +117,10 @@ class ClientCredentials:
                           "client_secret": str(self._secret)}).encode("ascii")
         request = Request("POST", self.token_url, body=body, retry=SAFE_RETRY,
                           headers={"Content-Type": "application/x-www-form-urlencoded"})
-        result = client.send(request)
+        return self.parse_token(client.send(request), "OAuth token")
+
+    def parse_token(self, result, what):
+        """(token, lifetime) from a token endpoint's result, or AuthFailed."""
         payload = result.get("json_body") if isinstance(result.get("json_body"), dict) else {}
         token = payload.get("access_token")
         if isinstance(token, str):
@@ -124,16 +128,21 @@ class ClientCredentials:
         if result["status_code"] != 200 or not isinstance(token, str) or not token:
             detail = payload.get("error_description") or payload.get("error") or payload.get("message") \
                 or result["reason"]
-            raise AuthFailed("OAuth token request to %s failed: %s %s"
-                             % (self.token_url, result["status_code"], detail), result)
+            raise AuthFailed("%s request to %s failed: %s %s"
+                             % (what, self.token_url, result["status_code"], detail), result)
         if not valid_token(token):
-            raise AuthFailed("OAuth token request to %s answered an access_token that cannot be used in a "
-                             "header (it must be visible ASCII); nothing was cached" % self.token_url, result)
+            raise AuthFailed("%s request to %s answered an access_token that cannot be used in a "
+                             "header (it must be visible ASCII); nothing was cached" % (what, self.token_url), result)
         return token, clamp_lifetime(payload.get("expires_in"), DEFAULT_LIFETIME, 1.0, MAX_LIFETIME)
 
 
 def line_auth(asset_name, asset, redactor):
     """The credentials object for whichever LINE asset was given."""
+    if asset_name == "line_channel_jwt":
+        from .jwt_auth import ChannelJwt  # PyJWT is imported only for this asset
+
+        return ChannelJwt(asset["url"], asset["channel_id"], asset["kid"], asset["private_key"],
+                          asset.get("token_exp"), redactor)
     if asset_name == "line_oauth2_client_credentials":
         return ClientCredentials(asset["token_url"], asset["client_id"], asset["client_secret"], redactor)
     return BearerToken(asset["token"])

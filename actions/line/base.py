@@ -41,6 +41,14 @@ PATH_ID_RULES = {
                    "a rich menu ID: richmenu- followed by 32 lower-case hex digits"),
     "messageId": (re.compile(r"[0-9]{1,32}\Z"), "a message ID: decimal digits"),
     "audienceGroupId": (re.compile(r"[1-9][0-9]{0,18}\Z"), "an audience group ID: a positive integer"),
+    # #get-membership-user-ids: membershipId is an integer
+    "membershipId": (re.compile(r"[1-9][0-9]{0,18}\Z"), "a membership plan ID: a positive integer"),
+    # #get-coupon: LINE's coupon IDs are ULIDs (26 characters, e.g. 01JYNW8JMQVFBNWF1APF8Z3FS7,
+    # docs/messaging-api/send-coupons-to-users); letters, digits, _ and - are let through
+    "couponId": (re.compile(r"[0-9A-Za-z_-]{1,64}\Z"), "a coupon ID: 1-64 letters, digits, _ or -"),
+    # #create-rich-menu-alias: richMenuAliasId ^[a-z0-9_-]{1,32}$
+    "richMenuAliasId": (re.compile(r"[a-z0-9_-]{1,32}\Z"),
+                        "a rich menu alias ID: 1-32 of a-z, 0-9, _ and -"),
 }
 _PLACEHOLDER = re.compile(r"\{([A-Za-z]+)\}")
 

@@ -12,6 +12,7 @@ import threading
 from urllib.parse import unquote
 
 from .line import DEMO_NARROWCAST_ID, LineEmulator, LineState, new_request_id
+from .line_tokens import DEMO_KID, demo_private_jwk
 from .nxcloud import NxEmulator, NxState
 from .sobot import SobotEmulator, SobotState
 from ..serverbase import MAX_CONNECTIONS
@@ -174,7 +175,9 @@ class Sandbox:
                     "messages_per_recipient_max": max(self.line.per_recipient.values(), default=0),
                     "retry_keys": len(self.line.per_retry_key),
                     "retry_keys_processed_twice": sum(1 for n in self.line.per_retry_key.values() if n > 1),
-                    "consumption": self.line.consumption, "token_requests": self.line.token_requests}
+                    "consumption": self.line.consumption, "token_requests": self.line.token_requests,
+                    "jwt_token_requests": self.line.jwt_token_requests,
+                    "v21_tokens_issued": self.line.v21_tokens_issued}
         with self.nxcloud.lock:
             nx = {"deliveries": len(self.nxcloud.deliveries),
                   "recipients_delivered_twice": sum(1 for n in self.nxcloud.per_recipient.values() if n > 1),
@@ -188,13 +191,24 @@ class Sandbox:
         return out
 
     # ------------------------------------------------------------ assets
-    def demo_assets(self):
+    def demo_assets(self, jwt=True):
         """A working asset of every kind, pointed at this sandbox.
 
         Demo data to go with them: a narrowcast that already succeeded, request
         ID ``DEMO_NARROWCAST_ID`` (d5a3c1e2-0000-4000-8000-000000000001), for
-        line_get_narrowcast_progress on a fresh sandbox."""
+        line_get_narrowcast_progress on a fresh sandbox.
+
+        ``line_channel_jwt`` carries the demo assertion signing key (made on
+        first use; left out with ``jwt=False`` or without the ``[jwt]`` extra)."""
         c = self.credentials
+        assets = self._demo_assets(c)
+        private_jwk = demo_private_jwk() if jwt else None
+        if private_jwk is not None:
+            assets["line_channel_jwt"] = {"url": self.url, "data_url": self.url, "channel_id": CLIENT_ID,
+                                          "kid": DEMO_KID, "private_key": private_jwk}
+        return assets
+
+    def _demo_assets(self, c):
         return {
             "line_channel_access_token": {"url": self.url, "data_url": self.url, "token": c["token"]},
             "line_oauth2_client_credentials": {"url": self.url, "data_url": self.url,
@@ -209,7 +223,8 @@ class Sandbox:
     def asset_for(self, accepted, given):
         """Point ``given`` at the sandbox; with no credentials given, use the
         demo asset of the first kind the action accepts."""
-        demos = self.demo_assets()
+        # the demo key is made only when the demo asset itself is used
+        demos = self.demo_assets(jwt=bool(accepted) and accepted[0] == "line_channel_jwt")
         if not isinstance(given, dict):
             return given
         creds = {k: v for k, v in given.items() if k not in URL_FIELDS + ("token_url", "http_proxy", "verify_ssl")}

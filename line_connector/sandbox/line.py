@@ -81,7 +81,7 @@ RETRY_KEY_SECONDS = 24 * 3600
 #: modules of this package emulating more LINE endpoints; each has
 #: ``install(state)`` (its state and demo data on the LineState) and
 #: ``routes(emulator)`` -> {(METHOD, "/v2/bot/.../{name}"): handler}
-EXTENSIONS = ("line_users", "line_richmenu", "line_audience")
+EXTENSIONS = ("line_users", "line_richmenu", "line_audience", "line_tokens", "line_channel", "line_more")
 
 
 def extensions():

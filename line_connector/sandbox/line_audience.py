@@ -81,14 +81,29 @@ def install(state):
     state.next_audience_id = FIRST_ID
     state.audiences = {DEMO_AUDIENCE_ID: _new_audience(state, DEMO_AUDIENCE_ID, DEMO_AUDIENCE_DESCRIPTION, False,
                                                         DEMO_CREATED, DEMO_AUDIENCE_USERS, "demo upload")}
+    shared = _new_audience(state, DEMO_SHARED_AUDIENCE_ID, "Demo: shared from Business Manager", False,
+                           DEMO_CREATED, DEMO_AUDIENCE_USERS[:2])
+    shared.update(permission="READ", createRoute="OA_MANAGER")
+    state.shared_audiences = {DEMO_SHARED_AUDIENCE_ID: shared}
 
 
 def _public(audience):
-    """The AudienceGroup object LINE shows for an audience for uploading user IDs."""
-    return {"audienceGroupId": audience["audienceGroupId"], "type": "UPLOAD",
-            "description": audience["description"], "status": "READY", "audienceCount": len(audience["users"]),
-            "created": audience["created"], "permission": "READ_WRITE", "createRoute": "MESSAGING_API",
-            "isIfaAudience": audience["isIfaAudience"], "expireTimestamp": audience["created"] + EXPIRY_SECONDS}
+    """The AudienceGroup object LINE shows for an audience (uploaded user
+    IDs, or CLICK / IMP with the request ID and URL it was made from)."""
+    out = {"audienceGroupId": audience["audienceGroupId"], "type": audience.get("type", "UPLOAD"),
+           "description": audience["description"], "status": "READY", "audienceCount": len(audience["users"]),
+           "created": audience["created"], "permission": audience.get("permission", "READ_WRITE"),
+           "createRoute": audience.get("createRoute", "MESSAGING_API"),
+           "isIfaAudience": audience["isIfaAudience"], "expireTimestamp": audience["created"] + EXPIRY_SECONDS}
+    out.update({k: audience[k] for k in ("requestId", "clickUrl") if k in audience})
+    return out
+
+
+#: an audience shared from Business Manager (GET .../shared/...), with its owner
+DEMO_SHARED_AUDIENCE_ID = 4389303728991
+DEMO_SHARED_OWNER = {"serviceType": "bm", "id": "bm-demo-owner", "name": "Demo Business Manager"}
+#: request IDs of broadcasts/narrowcasts older than the sandbox that click/imp audiences may name
+SENT_MESSAGE_WINDOW = 60 * 86400  # "sent in the past 60 days"
 
 
 def _error(message, details):
@@ -236,13 +251,197 @@ def routes(emulator):
                            "totalCount": len(found), "readWriteAudienceGroupTotalCount": len(found),
                            "page": page, "size": size})
 
+    def from_message(kind, req):
+        """POST .../click and .../imp: an audience of the users who opened
+        (or saw) a broadcast or narrowcast sent in the last 60 days."""
+        body, bad = emulator.parse(req)
+        if bad:
+            return bad
+        allowed = ("description", "requestId", "clickUrl") if kind == "CLICK" else ("description", "requestId")
+        details = _unknown_fields(body, allowed)
+        description = body.get("description")
+        if not isinstance(description, str) or not description:
+            details.append(("description", "must be specified"))
+        elif len(description) > MAX_DESCRIPTION:
+            details.append(("description", "AUDIENCE_GROUP_NAME_SIZE_OVER"))
+        url = body.get("clickUrl")
+        if url is not None and (not isinstance(url, str) or len(url) > 2000):
+            details.append(("clickUrl", "The property, clickUrl, in the request body is invalid"))
+        request_id = body.get("requestId")
+        with state.lock:
+            known = {d["request_id"] for d in state.deliveries if d["kind"] in ("broadcast", "narrowcast")}
+            known |= set(state.narrowcasts)
+        if not isinstance(request_id, str) or request_id not in known:
+            details.append(("requestId", "REQUEST_ID_NOT_FOUND" if isinstance(request_id, str) else "must be specified"))
+        if details:
+            return _error("The request body has %d error(s)" % len(details), details)
+        with state.lock:
+            if len(state.audiences) >= MAX_AUDIENCES:
+                return _error("Audience group count max over", [(None, "AUDIENCE_GROUP_COUNT_MAX_OVER")])
+            group_id = state.next_audience_id
+            state.next_audience_id += 1
+            audience = _new_audience(state, group_id, description, False, now())
+            audience.update(type=kind, requestId=request_id, **({"clickUrl": url} if url else {}))
+            audience["jobs"] = []  # LINE: jobs only for audiences of uploaded IDs
+            state.audiences[group_id] = audience
+            public = _public(audience)
+        if kind == "IMP":
+            public = {k: public[k] for k in ("audienceGroupId", "type", "description", "created", "requestId")}
+        return Reply(202, public)
+
+    def update_description(req):
+        group_id = _group_id(req)
+        body, bad = emulator.parse(req)
+        if bad:
+            return bad
+        details = _unknown_fields(body, ("description",))
+        description = body.get("description")
+        if not isinstance(description, str) or not description:
+            details.append(("description", "must be specified"))
+        elif len(description) > MAX_DESCRIPTION:
+            details.append(("description", "AUDIENCE_GROUP_NAME_SIZE_OVER"))
+        if details:
+            return _error("The request body has %d error(s)" % len(details), details)
+        with state.lock:
+            audience = state.audiences.get(group_id)
+            if audience is None:
+                return _not_found()
+            audience["description"] = description
+        return Reply(200, b"", content_type="text/plain")
+
+    def shared_one(req):
+        group_id = _group_id(req)
+        with state.lock:
+            audience = state.shared_audiences.get(group_id)
+            if audience is None:
+                return _not_found()
+            return Reply(200, {"audienceGroup": _public(audience), "jobs": [dict(j) for j in audience["jobs"]],
+                               "owner": dict(DEMO_SHARED_OWNER)})
+
+    def shared_list(req):
+        page, size = _int_arg(req, "page", None), _int_arg(req, "size", DEFAULT_PAGE_SIZE)
+        details = []
+        if page is None or page < 1:
+            details.append(("page", "must be 1 or more" if req.arg("page") is not None else "must be specified"))
+        if size is None or not 1 <= size <= MAX_PAGE_SIZE:
+            details.append(("size", "must be between 1 and %d" % MAX_PAGE_SIZE))
+        owned = req.arg("includesOwnedAudienceGroups", "false")
+        if owned not in ("true", "false"):
+            details.append(("includesOwnedAudienceGroups", "must be true or false"))
+        if details:
+            return _error("The request has %d error(s)" % len(details), details)
+        needle = (req.arg("description") or "").lower()
+        with state.lock:
+            pool = list(state.shared_audiences.values()) + (list(state.audiences.values()) if owned == "true" else [])
+            found = [_public(a) for a in sorted(pool, key=lambda a: -a["audienceGroupId"])]
+        found = [a for a in found if needle in a["description"].lower()
+                 and req.arg("status") in (None, a["status"]) and req.arg("createRoute") in (None, a["createRoute"])]
+        start = (page - 1) * size
+        return Reply(200, {"audienceGroups": found[start:start + size], "hasNextPage": start + size < len(found),
+                           "totalCount": len(found),
+                           "readWriteAudienceGroupTotalCount": sum(a["permission"] == "READ_WRITE" for a in found),
+                           "page": page, "size": size})
+
+    def by_file(req, create):
+        """POST/PUT .../upload/byFile: multipart/form-data with a text/plain
+        ``file`` of IDs, one per line (at most 1,500,000)."""
+        form, files = _multipart(req)
+        if form is None:
+            return _error("The request must be multipart/form-data", [("file", "must be specified")])
+        allowed = ("description", "isIfaAudience", "uploadDescription") if create else ("audienceGroupId",
+                                                                                       "uploadDescription")
+        details = [(k, "The property, %s, in the request body is invalid" % k) for k in form if k not in allowed]
+        if set(files) != {"file"}:
+            details.append(("file", "must be specified"))
+        elif files["file"][0] != "text/plain":
+            details.append(("file", "Content-Type must be text/plain"))
+        is_ifa = form.get("isIfaAudience", "false")
+        if is_ifa not in ("true", "false"):
+            details.append(("isIfaAudience", "must be true or false"))
+        if create:
+            description = form.get("description", "")
+            if not description:
+                details.append(("description", "must be specified"))
+            elif len(description) > MAX_DESCRIPTION:
+                details.append(("description", "AUDIENCE_GROUP_NAME_SIZE_OVER"))
+        if details:
+            return _error("The request body has %d error(s)" % len(details), details)
+        lines = [x.strip() for x in files["file"][1].decode("ascii", "replace").splitlines() if x.strip()]
+        if len(lines) > MAX_IDS_PER_FILE:
+            return _error("The request body has 1 error(s)", [("file", "UPLOAD_AUDIENCE_GROUP_TOO_MANY_AUDIENCE_IDS")])
+        with state.lock:
+            if create:
+                ifa = is_ifa == "true"
+            else:
+                gid = form.get("audienceGroupId", "")
+                audience = state.audiences.get(int(gid)) if re.fullmatch(r"[1-9][0-9]{0,18}", gid) else None
+                if audience is None:
+                    return _not_found()
+                ifa = audience["isIfaAudience"]
+            pattern = IFA if ifa else USER_ID
+            bad = [i for i, x in enumerate(lines) if not pattern.match(x)]
+            if bad:
+                return _error("The request body has 1 error(s)",
+                              [("file", "UPLOAD_AUDIENCE_GROUP_INVALID_AUDIENCE_ID_FORMAT")])
+            if not create:
+                _add_job(state, audience, lines, form.get("uploadDescription"), now())
+                return Reply(202, {})
+            if len(state.audiences) >= MAX_AUDIENCES:
+                return _error("Audience group count max over", [(None, "AUDIENCE_GROUP_COUNT_MAX_OVER")])
+            group_id = state.next_audience_id
+            state.next_audience_id += 1
+            audience = _new_audience(state, group_id, form["description"], ifa, now(), lines,
+                                     form.get("uploadDescription"))
+            state.audiences[group_id] = audience
+            public = _public(audience)
+        return Reply(202, {k: public[k] for k in ("audienceGroupId", "type", "description", "created",
+                                                  "permission", "expireTimestamp", "isIfaAudience")}
+                     | {"createRoute": "MESSAGING_API"})
+
     return {
+        ("POST", "/v2/bot/audienceGroup/upload/byFile"): emulator.authed(lambda req: by_file(req, True)),
+        ("PUT", "/v2/bot/audienceGroup/upload/byFile"): emulator.authed(lambda req: by_file(req, False)),
+        ("POST", "/v2/bot/audienceGroup/click"): emulator.authed(lambda req: from_message("CLICK", req)),
+        ("POST", "/v2/bot/audienceGroup/imp"): emulator.authed(lambda req: from_message("IMP", req)),
+        ("PUT", "/v2/bot/audienceGroup/{audienceGroupId}/updateDescription"): emulator.authed(update_description),
+        ("GET", "/v2/bot/audienceGroup/shared/list"): emulator.authed(shared_list),
+        ("GET", "/v2/bot/audienceGroup/shared/{audienceGroupId}"): emulator.authed(shared_one),
         ("POST", "/v2/bot/audienceGroup/upload"): emulator.authed(create),
         ("PUT", "/v2/bot/audienceGroup/upload"): emulator.authed(add),
         ("GET", "/v2/bot/audienceGroup/list"): emulator.authed(list_),
         ("GET", "/v2/bot/audienceGroup/{audienceGroupId}"): emulator.authed(get_one),
         ("DELETE", "/v2/bot/audienceGroup/{audienceGroupId}"): emulator.authed(delete),
     }
+
+
+MAX_IDS_PER_FILE = 1500000     # by file: "Max number: 1,500,000"
+
+
+def _multipart(req):
+    """({field: text}, {field: (content type, bytes)}) of a multipart/form-data
+    body, parsed by the standard library's email parser; (None, None) when
+    the body is not one."""
+    from email.parser import BytesParser
+    from email.policy import HTTP
+
+    ctype = req.header("content-type") or ""
+    if not ctype.lower().startswith("multipart/form-data"):
+        return None, None
+    message = BytesParser(policy=HTTP).parsebytes(b"Content-Type: " + ctype.encode("latin-1") + b"\r\n\r\n"
+                                                  + req.body)
+    if not message.is_multipart():
+        return None, None
+    form, files = {}, {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if not name:
+            continue
+        payload = part.get_payload(decode=True) or b""
+        if part.get_filename() is not None:
+            files[name] = (part.get_content_type(), payload)
+        else:
+            form[name] = payload.decode("utf-8", "replace")
+    return form, files
 
 
 def _group_id(req):

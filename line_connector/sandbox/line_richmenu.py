@@ -41,6 +41,7 @@ DEMO_RICH_MENU_ID = "richmenu-5a1b2c3d4e5f60718293a4b5c6d7e8f9"
 DEMO_EMPTY_RICH_MENU_ID = "richmenu-0f1e2d3c4b5a69788796a5b4c3d2e1f0"
 DEMO_IMAGE_MESSAGE_ID = "510000000000000001"
 DEMO_VIDEO_MESSAGE_ID = "510000000000000002"
+DEMO_LINKED_USER_ID = "U" + "1" * 32  # linked to DEMO_RICH_MENU_ID on a fresh sandbox
 DEMO_IMAGE_PATH = os.path.join("/tmp" if os.name == "posix" else tempfile.gettempdir(),
                                "line-connector-sandbox", "richmenu-2500x843.png")
 
@@ -85,6 +86,9 @@ def install(state):
     }
     state.default_richmenu = DEMO_RICH_MENU_ID
     state.user_richmenus = {}   # userId -> richMenuId
+    # a user linked before the sandbox started (docs example of line_get_user_rich_menu);
+    # kept apart so user_richmenus holds only what callers linked
+    state.demo_linked = {DEMO_LINKED_USER_ID: DEMO_RICH_MENU_ID}
     state.bulk_requests = []    # (kind, number of user IDs) per bulk call
     # messageId -> {"content_type", "data", "transcoding": statuses to read in turn}
     state.contents = {
@@ -255,16 +259,18 @@ def routes(emulator):
             return bad
         with state.lock:
             state.user_richmenus[req.params["userId"]] = req.params["richMenuId"]
+            state.demo_linked.pop(req.params["userId"], None)
         return Reply(200, {})
 
     def user_menu(req):
         with state.lock:
-            current = state.user_richmenus.get(req.params["userId"])
+            current = state.user_richmenus.get(req.params["userId"]) or state.demo_linked.get(req.params["userId"])
         return Reply(200, {"richMenuId": current}) if current else error(404, "the user has no richmenu")
 
     def unlink(req):
         with state.lock:
             state.user_richmenus.pop(req.params["userId"], None)
+            state.demo_linked.pop(req.params["userId"], None)
         return Reply(200, {})
 
     def user_ids(body):
@@ -294,6 +300,7 @@ def routes(emulator):
         with state.lock:
             for u in ids:
                 state.user_richmenus[u] = body["richMenuId"]
+                state.demo_linked.pop(u, None)
             state.bulk_requests.append(("link", len(ids)))
         return Reply(202, {})
 
@@ -310,6 +317,7 @@ def routes(emulator):
         with state.lock:
             for u in ids:
                 state.user_richmenus.pop(u, None)
+                state.demo_linked.pop(u, None)
             state.bulk_requests.append(("unlink", len(ids)))
         return Reply(202, {})
 

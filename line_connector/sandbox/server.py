@@ -115,6 +115,9 @@ STATS_PATH = "/_sandbox/stats"
 
 class _Handler(HardenedHandler):
     server_version = "line-connector-sandbox"
+    # LINE answers a method it does not serve with 405 (a known path) or 404,
+    # never 501: the sandbox routes them like any other (Sandbox.dispatch)
+    do_OPTIONS = do_TRACE = HardenedHandler._dispatch
 
     def handle_request(self):
         sandbox = self.server.sandbox

@@ -74,6 +74,60 @@ SDK_METHOD_MORE = {
     "line_get_delivery_stats": ("Insight", ["get_number_of_message_deliveries"]),
     "line_get_message_event_stats": ("Insight", ["get_message_event"]),
     "line_get_demographics": ("Insight", ["get_friends_demographics"]),
+    # SPEC 14: channel access tokens (driven through the SDK in test_channel_tokens)
+    "line_issue_channel_token": ("ChannelAccessToken", ["issue_channel_token"]),
+    "line_verify_channel_token": ("ChannelAccessToken", ["verify_channel_token"]),
+    "line_revoke_channel_token": ("ChannelAccessToken", ["revoke_channel_token"]),
+    "line_issue_stateless_channel_token": ("ChannelAccessToken", ["issue_stateless_channel_token"]),
+    "line_issue_channel_token_jwt": ("ChannelAccessToken", ["issue_channel_token_by_jwt"]),
+    "line_verify_channel_token_jwt": ("ChannelAccessToken", ["verify_channel_token_by_jwt"]),
+    "line_revoke_channel_token_jwt": ("ChannelAccessToken", ["revoke_channel_token_by_jwt"]),
+    "line_list_channel_token_key_ids": ("ChannelAccessToken", ["gets_all_valid_channel_access_token_key_ids"]),
+    # SPEC 14: webhook endpoint, rich menu reads, aliases, batch (test_webhook_richmenu_parity)
+    "line_get_webhook_endpoint": ("MessagingApi", ["get_webhook_endpoint"]),
+    "line_set_webhook_endpoint": ("MessagingApi", ["set_webhook_endpoint"]),
+    "line_test_webhook_endpoint": ("MessagingApi", ["test_webhook_endpoint"]),
+    "line_get_rich_menu": ("MessagingApi", ["get_rich_menu"]),
+    "line_get_default_rich_menu": ("MessagingApi", ["get_default_rich_menu_id"]),
+    "line_get_user_rich_menu": ("MessagingApi", ["get_rich_menu_id_of_user"]),
+    "line_download_rich_menu_image": ("MessagingApiBlob", ["get_rich_menu_image"]),
+    "line_create_rich_menu_alias": ("MessagingApi", ["create_rich_menu_alias"]),
+    "line_get_rich_menu_alias": ("MessagingApi", ["get_rich_menu_alias"]),
+    "line_update_rich_menu_alias": ("MessagingApi", ["update_rich_menu_alias"]),
+    "line_delete_rich_menu_alias": ("MessagingApi", ["delete_rich_menu_alias"]),
+    "line_list_rich_menu_aliases": ("MessagingApi", ["get_rich_menu_alias_list"]),
+    "line_rich_menu_batch": ("MessagingApi", ["rich_menu_batch"]),
+    "line_validate_rich_menu_batch": ("MessagingApi", ["validate_rich_menu_batch_request"]),
+    "line_get_rich_menu_batch_progress": ("MessagingApi", ["get_rich_menu_batch_progress"]),
+    # SPEC 14: previews, aggregation units, link tokens, PNP, memberships (test_messaging_more)
+    "line_get_message_content_preview": ("MessagingApiBlob", ["get_message_content_preview"]),
+    "line_get_aggregation_unit_usage": ("MessagingApi", ["get_aggregation_unit_usage"]),
+    "line_list_aggregation_units": ("MessagingApi", ["get_aggregation_unit_name_list"]),
+    "line_issue_link_token": ("MessagingApi", ["issue_link_token"]),
+    "line_mark_as_read_by_user": ("MessagingApi", ["mark_messages_as_read"]),
+    "line_send_pnp_push": ("MessagingApi", ["push_messages_by_phone"]),
+    "line_get_pnp_sent_count": ("MessagingApi", ["get_pnp_message_statistics"]),
+    "line_get_membership_subscription": ("MessagingApi", ["get_membership_subscription"]),
+    "line_list_memberships": ("MessagingApi", ["get_membership_list"]),
+    "line_get_membership_users": ("MessagingApi", ["get_joined_membership_users"]),
+    # SPEC 14: statistics per unit, rich menu statistics (test_insight_more)
+    "line_get_unit_stats": ("Insight", ["get_statistics_per_unit"]),
+    "line_get_rich_menu_stats": ("Insight", ["get_rich_menu_insight_summary"]),
+    "line_get_rich_menu_daily_stats": ("Insight", ["get_rich_menu_insight_daily"]),
+    # SPEC 14: click/impression audiences, renaming, shared audiences (test_audience_more)
+    "line_create_click_audience": ("ManageAudience", ["create_click_based_audience_group"]),
+    "line_create_impression_audience": ("ManageAudience", ["create_imp_based_audience_group"]),
+    "line_update_audience_description": ("ManageAudience", ["update_audience_group_description"]),
+    "line_get_shared_audience": ("ManageAudience", ["get_shared_audience_data"]),
+    "line_list_shared_audiences": ("ManageAudience", ["get_shared_audience_groups"]),
+    # SPEC 14: coupons (test_coupons)
+    "line_create_coupon": ("MessagingApi", ["create_coupon"]),
+    "line_list_coupons": ("MessagingApi", ["list_coupon"]),
+    "line_get_coupon": ("MessagingApi", ["get_coupon_detail"]),
+    "line_close_coupon": ("MessagingApi", ["close_coupon"]),
+    # SPEC 14: audiences by file (test_audience_file)
+    "line_create_audience_from_file": ("ManageAudienceBlob", ["create_audience_for_uploading_user_ids"]),
+    "line_add_audience_users_from_file": ("ManageAudienceBlob", ["add_user_ids_to_audience"]),
 }
 
 
@@ -97,8 +151,9 @@ def test_the_map_covers_every_http_line_action_of_the_pack():
     import linebot.v3.audience
     import linebot.v3.insight
     import linebot.v3.messaging
+    import linebot.v3.oauth
 
-    modules = (linebot.v3.messaging, linebot.v3.audience, linebot.v3.insight)
+    modules = (linebot.v3.messaging, linebot.v3.audience, linebot.v3.insight, linebot.v3.oauth)
     for action, (class_name, methods) in SDK_METHOD_MORE.items():
         cls = next(getattr(m, class_name) for m in modules if hasattr(m, class_name))
         assert all(hasattr(cls, m) for m in methods), action

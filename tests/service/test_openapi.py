@@ -43,7 +43,12 @@ def real_config(tmp_path_factory):
         "assets": {"ops_line": {"url": "http://127.0.0.1:9", "token": LONG_TOKEN},
                    "ops_secret": {"channel_secret": "chsecretCanary0123456789abcdefAB"},
                    "ops_nx": {"url": "http://127.0.0.1:9", "access_key": "ak", "access_secret": "as-Canary-77"},
-                   "ops_sobot": {"url": "http://127.0.0.1:9", "appid": "app", "app_key": "key-Canary-55"}},
+                   "ops_sobot": {"url": "http://127.0.0.1:9", "appid": "app", "app_key": "key-Canary-55"},
+                   # SPEC 14's token actions take only these kinds (client credentials, the channel's key)
+                   "ops_oauth": {"url": "http://127.0.0.1:9", "client_id": "1650000000",
+                                 "client_secret": "cs-Canary-66"},
+                   "ops_jwt": {"url": "http://127.0.0.1:9", "channel_id": "1650000000", "kid": "kid-1",
+                               "private_key": '{"kty": "RSA", "n": "AQAB", "e": "AQAB", "d": "Canary-d-44"}'}},
         "api_keys": [API_KEY],
         "webhooks": {"ops": {"asset": "ops_secret", "forward": [{"jsonl": str(path.parent / "ev.jsonl")}]}},
     }), encoding="utf-8")
@@ -177,7 +182,9 @@ def test_inline_assets_appear_only_when_allowed():
 
 def test_the_asset_enum_lists_only_assets_that_fit(doc):
     schemas = doc["components"]["schemas"]
-    assert schemas["line_send_push.request"]["properties"]["asset"]["enum"] == ["ops_line"]
+    assert schemas["line_send_push.request"]["properties"]["asset"]["enum"] == ["ops_line", "ops_oauth", "ops_jwt"]
+    assert schemas["line_list_channel_token_key_ids.request"]["properties"]["asset"]["enum"] == ["ops_jwt"]
+    assert schemas["line_issue_channel_token.request"]["properties"]["asset"]["enum"] == ["ops_oauth"]
     assert schemas["nxcloud_send_line.request"]["properties"]["asset"]["enum"] == ["ops_nx"]
     assert schemas["sobot_query_task_list.request"]["properties"]["asset"]["enum"] == ["ops_sobot"]
     assert schemas["line_parse_webhook.request"]["properties"]["asset"]["enum"] == ["ops_secret"]
