@@ -277,10 +277,12 @@ def test_the_readme_service_config_loads_and_its_document_is_valid(tmp_path):
     readme = open(os.path.join(PACK_ROOT, "README.md"), encoding="utf-8").read()
     section = readme[readme.index("\n## Service\n"):]
     section = section[:section.index("\n## ", 5)]
-    yaml_text = re.search(r"```yaml\n(.*?)```", section, re.S).group(1)
+    # the config a reader runs: written by the shell block's `cat > service.yaml <<'EOF'`
+    yaml_text = re.search(r"^cat > service\.yaml <<'EOF'\n(.*?)^EOF$", section, re.S | re.M).group(1)
     path = tmp_path / "service.yaml"
     path.write_text(yaml_text, encoding="utf-8")
-    env = {name: "readme-value-%s-0123456789abcdef" % name.lower() for name in re.findall(r"\$\{(\w+)\}", yaml_text)}
+    env = {name: "http://127.0.0.1:8090" if name.endswith("_URL") else "readme-value-%s-0123456789abcdef" % name.lower()
+           for name in re.findall(r"\$\{(\w+)\}", yaml_text)}
     config = load_config(str(path), environ=env)
     assert {a.kind for a in config.assets.values()} == {"line_channel_access_token", "line_channel_secret",
                                                         "nxcloud", "sobot"}
