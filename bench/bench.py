@@ -229,8 +229,11 @@ def bench_file_creation(directory, n=200):
     """A property of the machine, not of the pack, reported next to the warm
     rows: the CPU time (mostly the kernel's) of creating one file in the
     state directory's file system, which every warm push pays once for its
-    retry-key record, against rewriting a file that exists. On ext4 on a
-    shared VM it was ~300 us (a quarter of a warm push), on tmpfs ~7 us."""
+    retry-key record, against rewriting a file that exists. On the shared
+    VM where this row was added it ranged from ~20 us to ~1 ms of CPU (ext4,
+    varying minute to minute with other users' I/O), against ~7 us on tmpfs:
+    when the warm rows move between runs, this row says whether the file
+    system moved."""
     folder = tempfile.mkdtemp(dir=directory)
     try:
         c = time.process_time()
