@@ -1,0 +1,78 @@
+"""The redactor's caches (per secret value, per set of secrets) and its
+short-text fast path change no answer: every form is still masked on both
+sides of the fast path's length limit, and one run's secrets never mask (or
+unmask) another's. The full canary is tests/reliability/test_secrets.py."""
+import base64
+from urllib.parse import quote
+
+from line_connector import redaction
+from line_connector.redaction import MASK, Redactor
+
+TOKEN = "tok+en/With=Signs-0123456789"
+OTHER = "another-secret-value-42"
+
+
+def _warm(red):
+    """Scrub enough short clean texts that the alternation is compiled."""
+    for _ in range(redaction._REGEX_AFTER + 1):
+        red.scrub("clean")
+    assert red._regex() is not None
+
+
+def _forms_in_texts(secret):
+    raw = secret.encode()
+    return [secret, quote(secret, safe=""), base64.b64encode(raw).decode(), raw.hex(),
+            base64.b64encode(b"Bearer " + raw).decode()]
+
+
+def test_every_form_masked_on_both_sides_of_the_fast_path_limit():
+    cold, red = Redactor([TOKEN + "-cold"]), Redactor([TOKEN])
+    _warm(red)
+    for form in _forms_in_texts(TOKEN + "-cold"):               # before the alternation is compiled
+        assert MASK in cold.scrub("x" + form + "y") and form not in cold.scrub("x" + form + "y")
+    for form in _forms_in_texts(TOKEN):
+        for pad in (0, redaction._REGEX_MAX, redaction._REGEX_MAX * 4):
+            text = "x" * pad + "[" + form + "]"
+            out = red.scrub(text)
+            assert TOKEN not in out and form not in out and MASK in out, (pad, form)
+
+
+def test_clean_text_is_returned_unchanged_on_both_paths():
+    red = Redactor([TOKEN])
+    _warm(red)
+    for text in ("OK", "application/json", "y" * (redaction._REGEX_MAX * 3)):
+        assert red.scrub(text) is text
+
+
+def test_one_runs_secrets_never_reach_anothers_redactor():
+    first = Redactor([TOKEN])
+    second = Redactor([OTHER])
+    assert first.scrub(OTHER) == OTHER
+    assert second.scrub(TOKEN) == TOKEN
+    assert second.scrub(OTHER) == MASK
+    both = Redactor([OTHER, TOKEN])
+    assert both.scrub("%s %s" % (TOKEN, OTHER)) == "%s %s" % (MASK, MASK)
+    # adding a secret later also reaches the fast path (another set, another alternation)
+    _warm(first)
+    first.add(OTHER)
+    _warm(first)
+    assert first.scrub("a " + OTHER) == "a " + MASK
+
+
+def test_same_secrets_in_any_order_give_the_same_forms_as_computed_fresh():
+    a = Redactor([TOKEN, OTHER, TOKEN])
+    b = Redactor([OTHER, TOKEN])
+    assert a._needles == b._needles
+    fresh = redaction._forms(TOKEN) | redaction._forms(OTHER)
+    assert set(a._needles) == fresh
+    assert [len(n) for n in a._needles] == sorted((len(n) for n in fresh), reverse=True)
+
+
+def test_full_caches_are_emptied_not_grown():
+    redaction._FORMS.clear()
+    redaction._NEEDLES.clear()
+    for i in range(redaction._CACHE_SIZE + 10):
+        Redactor(["secret-number-%d" % i])
+    assert len(redaction._FORMS) <= redaction._CACHE_SIZE
+    assert len(redaction._NEEDLES) <= redaction._CACHE_SIZE
+    assert Redactor(["secret-number-3"]).scrub("x secret-number-3") == "x " + MASK
