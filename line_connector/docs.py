@@ -154,10 +154,22 @@ def result_fields(spec, names):
              "all_items": "all_pages" in inputs, "pages_fetched": "all_pages" in inputs}
     keep = []
     for name, description in names:
-        owner = (description or "").split(":", 1)[0].split(" ", 1)[0]
-        if name in COMMON_RESULT_FIELDS or given.get(name) or owner == spec.name:
+        if name in COMMON_RESULT_FIELDS or given.get(name) or _owned_by(spec, cls, description):
             keep.append(name)
     return keep
+
+
+def _owned_by(spec, cls, description):
+    """Does a field described as ``"action_a, action_b ...: text"`` belong to
+    ``spec``: named there, or its class extends a named action's class (the
+    rich menu image download and the content preview stream as
+    ``line_get_message_content`` does, and return its fields)?"""
+    head = (description or "").split(":", 1)[0]
+    owners = [part.strip().split(" ", 1)[0] for part in head.split(",")]
+    if spec.name in owners:
+        return True
+    actions = manifest().actions
+    return any(o in actions and o != spec.name and issubclass(cls, actions[o].load_class()) for o in owners)
 
 
 def _output(spec):

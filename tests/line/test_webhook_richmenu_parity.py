@@ -171,6 +171,14 @@ def test_batch_relinks_every_user_and_reports_progress(sb):
     phases = [run(sb, "line_get_rich_menu_batch_progress", {"requestId": request_id})[0]["json_body"]["phase"]
               for _ in range(2)]
     assert phases == ["ongoing", "succeeded"]
+
+
+def test_batch_unlink_all(sb):
+    """A test of its own (its own sandbox: another channel): LINE allows 3
+    batches an hour per channel, and the pack's limiter, at the default
+    rate_limit_factor, lets one through at once (README, LINE's rate limits)."""
+    run(sb, "line_link_rich_menu", {"richMenuId": DEMO_RICH_MENU_ID, "userIds": [USER]})
+    assert sb.line.user_richmenus
     run(sb, "line_rich_menu_batch", {"operations": [{"type": "unlinkAll"}]})
     assert sb.line.user_richmenus == {}
 

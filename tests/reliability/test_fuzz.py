@@ -15,6 +15,7 @@ from helpers import run_cli
 from line_connector import ActionError, InputError, run_action
 from line_connector.http import HttpClient
 from line_connector.manifest import manifest
+from line_connector.sandbox.line_tokens import demo_private_jwk
 
 ACTIONS = list(manifest().actions.values())
 ASSETS = {
@@ -23,6 +24,7 @@ ASSETS = {
     "line_channel_secret": {"channel_secret": "fuzz-channel-secret"},
     "nxcloud": {"access_key": "ak", "access_secret": "fuzz-nx-secret"},
     "sobot": {"appid": "app", "app_key": "fuzz-sobot-key"},
+    "line_channel_jwt": {"channel_id": "1650000000", "kid": "fuzz-kid", "private_key": demo_private_jwk()},
 }
 ANY_URL = re.compile(r"https?://.*")
 

@@ -15,6 +15,7 @@ from helpers import TEXT, USER
 from line_connector import ActionError, run_action
 from line_connector.http import DEFAULT_TIMEOUT, HttpClient, Request, RetryPolicy
 from line_connector.manifest import manifest
+from line_connector.sandbox.line_tokens import demo_private_jwk
 from line_connector.sandbox import Sandbox
 
 TLS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fixtures", "tls")
@@ -115,12 +116,16 @@ def test_every_request_has_connect_and_read_timeouts(spec):
         responses.add(method, re.compile(r"https://.*/api/get_token.*"),
                       json={"item": {"token": "tok-1234", "expires_in": "86400"}, "ret_code": "000000"})
         responses.add(method, re.compile(r"https://.*/oauth2/v3/token"), json={"access_token": "a-1234", "expires_in": 900})
+        responses.add(method, re.compile(r"https://.*/oauth2/v2\.1/token"),
+                      json={"access_token": "v21-1234", "expires_in": 900, "token_type": "Bearer", "key_id": "k"})
         responses.add(method, re.compile(r"https://.*"), json={})
     inputs = dict(spec.example)
     for asset in ({"token": "t-1234"} if "line_channel_access_token" in spec.assets else None,
                   {"client_id": "1", "client_secret": "s-1234"} if "line_oauth2_client_credentials" in spec.assets else None,
                   {"access_key": "a", "access_secret": "s-1234"} if "nxcloud" in spec.assets else None,
-                  {"appid": "a", "app_key": "k-1234"} if "sobot" in spec.assets else None):
+                  {"appid": "a", "app_key": "k-1234"} if "sobot" in spec.assets else None,
+                  {"channel_id": "1650000000", "kid": "kid-1", "private_key": demo_private_jwk()}
+                  if "line_channel_jwt" in spec.assets else None):
         if asset is not None:
             try:
                 run_action(spec.name, asset, dict(inputs, force_refresh=True) if spec.name == "sobot_get_token"
