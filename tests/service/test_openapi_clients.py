@@ -123,3 +123,52 @@ def test_newman_runs_the_converted_collection_with_55_operations_answering_200(s
     print("newman: %d of %d answered 200; others: %r" % (len(ok), len(runs),
                                                           {n: c for n, c in codes.items() if c != 200}))
     assert len(ok) >= 55, {name: code for name, code in codes.items() if code != 200}
+
+
+def test_newman_against_serve_sandbox_as_the_readme_starts_it(tmp_path):
+    """The newcomer's path: ``line-connector serve --sandbox`` (no config, no
+    API key), its /openapi.json converted with the options the README states,
+    and newman runs every listed operation: at least 55 answer 200. (About
+    15 s: the service and newman run for real.)"""
+    import time
+
+    from redis_server import free_port
+
+    port = free_port()
+    err_path = tmp_path / "serve.stderr"
+    with open(err_path, "wb") as err:
+        proc = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "line-connector"), "serve",
+                                 "--sandbox", "--port", str(port)], stdout=subprocess.DEVNULL, stderr=err,
+                                stdin=subprocess.DEVNULL, cwd=str(tmp_path))
+    url = "http://127.0.0.1:%d" % port
+    try:
+        end = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(url + "/openapi.json", timeout=5) as resp:
+                    raw = resp.read()
+                break
+            except OSError:
+                assert time.monotonic() < end and proc.poll() is None, err_path.read_text()[-2000:]
+                time.sleep(0.2)
+        doc = json.loads(raw)
+        assert doc["servers"][0]["url"] == url
+        path = tmp_path / "openapi.json"
+        path.write_bytes(raw)
+        collection = tmp_path / "collection.json"
+        out = _run([npm_bin("openapi2postmanv2"), "-s", str(path), "-o", str(collection), "-p",
+                    "-O", POSTMAN_OPTIONS])
+        assert out.returncode == 0 and collection.exists(), out.stdout[-2000:] + out.stderr[-2000:]
+        report = tmp_path / "newman.json"
+        _run([npm_bin("newman"), "run", str(collection), "--reporters", "json", "--reporter-json-export",
+              str(report), "--timeout-request", "60000"], timeout=600)
+        runs = json.loads(report.read_text(encoding="utf-8"))["run"]["executions"]
+        assert len(runs) == sum(len(item) for item in doc["paths"].values())
+        codes = {e["item"]["name"]: (e.get("response") or {}).get("code") for e in runs}
+        ok = [name for name, code in codes.items() if code == 200]
+        print("newman on serve --sandbox: %d of %d answered 200" % (len(ok), len(runs)))
+        assert len(ok) >= 55, {name: code for name, code in codes.items() if code != 200}
+    finally:
+        proc.terminate()
+        proc.wait(20)
+    assert "Traceback" not in err_path.read_text()
