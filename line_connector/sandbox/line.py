@@ -107,6 +107,29 @@ def body_error(details):
     return error(400, "The request body has %d error(s)" % len(details), details)
 
 
+def schema_problems(schema, body):
+    """(path, message) for each rule of the pack's schema ``schema`` that
+    ``body`` breaks: the sandbox judges a request body with the rules the
+    pack checks before sending (nested too deeply is one problem, not a crash)."""
+    try:
+        found = errors_to_details(iter_errors(schema, body), "")
+    except RecursionError:
+        found = [{"path": "", "message": "The request body is nested too deeply"}]
+    return [(d["path"], d["message"]) for d in found]
+
+
+def checked_body(emulator, schema, req):
+    """(body, None) when ``req``'s JSON body keeps ``schema``'s rules, else
+    (None, LINE's 400)."""
+    body, bad = emulator.parse(req)
+    if bad:
+        return None, bad
+    details = schema_problems(schema, body)
+    if details:
+        return None, body_error(details)
+    return body, None
+
+
 def iso(moment):
     return moment.isoformat(timespec="milliseconds")
 

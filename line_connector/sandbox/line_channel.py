@@ -20,7 +20,6 @@ succeeded, request ID ``DEMO_BATCH_REQUEST_ID``.
 import datetime
 import re
 
-from ..validation import errors_to_details, iter_errors
 from .server import Reply
 
 DEMO_WEBHOOK_URL = "https://example.com/line/webhook"
@@ -46,22 +45,13 @@ def _utc(state):
 
 
 def routes(emulator):
-    from .line import body_error, error, new_request_id
+    from .line import body_error, checked_body, error, new_request_id
 
     state = emulator.state
     a = emulator.authed
 
     def body_by(schema, req):
-        body, bad = emulator.parse(req)
-        if bad:
-            return None, bad
-        try:
-            found = errors_to_details(iter_errors(schema, body), "")
-        except RecursionError:
-            found = [{"path": "", "message": "The request body is nested too deeply"}]
-        if found:
-            return None, body_error([(d["path"], d["message"]) for d in found])
-        return body, None
+        return checked_body(emulator, schema, req)
 
     # ------------------------------------------------------------ webhook endpoint
     def get_webhook(req):

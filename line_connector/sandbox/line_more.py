@@ -14,7 +14,6 @@ import datetime
 import re
 import secrets
 
-from ..validation import errors_to_details, iter_errors
 from .server import Reply
 
 DEMO_AGGREGATION_UNITS = ["promotion_a", "promotion_b"]
@@ -39,22 +38,13 @@ def install(state):
 
 
 def routes(emulator):
-    from .line import body_error, error
+    from .line import body_error, checked_body, error
 
     state = emulator.state
     a = emulator.authed
 
     def body_by(schema, req):
-        body, bad = emulator.parse(req)
-        if bad:
-            return None, bad
-        try:
-            found = errors_to_details(iter_errors(schema, body), "")
-        except RecursionError:
-            found = [{"path": "", "message": "The request body is nested too deeply"}]
-        if found:
-            return None, body_error([(d["path"], d["message"]) for d in found])
-        return body, None
+        return checked_body(emulator, schema, req)
 
     def preview(req):
         with state.lock:
@@ -293,7 +283,7 @@ def demo_coupon(coupon_id, title, status):
 def coupon_routes(emulator):
     """GET /v2/bot/coupon (status filter, limit 1..100, ``next``), GET and
     PUT .../close (410 once closed, as LINE answers)."""
-    from .line import body_error, error
+    from .line import body_error, error, schema_problems
 
     state = emulator.state
     a = emulator.authed
@@ -335,11 +325,7 @@ def coupon_routes(emulator):
         body, bad = emulator.parse(req)
         if bad:
             return bad
-        try:
-            found = errors_to_details(iter_errors("line/create_coupon.input.json", body), "")
-        except RecursionError:
-            found = [{"path": "", "message": "The request body is nested too deeply"}]
-        details = [(d["path"], d["message"]) for d in found]
+        details = schema_problems("line/create_coupon.input.json", body)
         if not details and body["endTimestamp"] <= body["startTimestamp"]:
             details.append(("endTimestamp", "must be after startTimestamp"))
         if details:
