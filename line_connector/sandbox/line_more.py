@@ -38,7 +38,7 @@ def install(state):
 
 
 def routes(emulator):
-    from .line import body_error, checked_body, error
+    from .line import body_error, checked_body, count_date, error
 
     state = emulator.state
     a = emulator.authed
@@ -119,14 +119,9 @@ def routes(emulator):
         return Reply(200, {})
 
     def pnp_count(req):
-        date = req.arg("date", "")
-        try:
-            datetime.datetime.strptime(date, "%Y%m%d")
-            valid = bool(re.fullmatch(r"\d{8}", date))
-        except ValueError:
-            valid = False
-        if not valid:
-            return body_error([("date", "The value for the 'date' parameter is invalid")])
+        date, bad = count_date(req)
+        if bad:
+            return bad
         if date >= state.today():
             return Reply(200, {"status": "unready"})
         with state.lock:
