@@ -29,7 +29,6 @@ def _read_json(path, label):
     checked by ``run_action``, which checks the Python API's values the same
     way; only nesting deep enough to stop the parser itself is caught here."""
     from .errors import InputError
-    from .validation import MAX_DEPTH
 
     try:
         # at most one byte past the limit: enough to know the input is too large, so
@@ -43,19 +42,31 @@ def _read_json(path, label):
     except OSError as exc:
         raise InputError("cannot read %s" % label,
                          [{"path": label, "message": "cannot be read: %s" % exc.strerror}]) from None
-    if len(data) > MAX_INPUT_BYTES:
-        limit = "larger than %d MiB" % (MAX_INPUT_BYTES // (1024 * 1024))
-        raise InputError("%s: %s" % (label, limit),
-                         [{"path": label, "message": "is %s, the limit on one JSON input; split the "
-                                                     "send into several runs" % limit}])
     if isinstance(data, bytes):
+        if len(data) > MAX_INPUT_BYTES:
+            return _parse_json(data, label)  # refused for its size before any decoding
         try:
             data = data.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
             raise InputError("%s is not UTF-8" % label,
                              [{"path": label, "message": "is not valid UTF-8 (bad byte at offset %d); "
                                                          "JSON text must be UTF-8" % exc.start}]) from None
-    text = data
+    return _parse_json(data, label)
+
+
+def _parse_json(text, label, what="JSON"):
+    """The one parser of every JSON input (a file, stdin, or --asset/--inputs
+    given as text): the size limit, then strict JSON, each refusal naming the
+    input. Blank text is ``{}`` (an empty stdin means no asset and no inputs)."""
+    from .errors import InputError
+    from .validation import MAX_DEPTH
+
+    size = len(text) if isinstance(text, bytes) else len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_INPUT_BYTES:
+        limit = "larger than %d MiB" % (MAX_INPUT_BYTES // (1024 * 1024))
+        raise InputError("%s: %s" % (label, limit),
+                         [{"path": label, "message": "is %s, the limit on one JSON input; split the "
+                                                     "send into several runs" % limit}])
     if not text.strip():
         return {}
     try:
@@ -66,7 +77,7 @@ def _read_json(path, label):
                                                      "and arrays)" % MAX_DEPTH}]) from None
     except ValueError as exc:
         raise InputError("%s is not valid JSON" % label,
-                         [{"path": label, "message": "is not valid JSON: %s" % exc}]) from None
+                         [{"path": label, "message": "is not valid %s: %s" % (what, exc)}]) from None
 
 
 def _looks_like_json_text(value):
@@ -83,20 +94,7 @@ def _option_json(value, label):
     from .errors import InputError
 
     if _looks_like_json_text(value):
-        from .validation import MAX_DEPTH
-
-        if len(value.encode("utf-8", "surrogatepass")) > MAX_INPUT_BYTES:
-            raise InputError("%s: larger than %d MiB" % (label, MAX_INPUT_BYTES // (1024 * 1024)),
-                             [{"path": label, "message": "is larger than the limit on one JSON input"}])
-        try:
-            return jsontext.loads(value)
-        except RecursionError:
-            raise InputError("%s is nested too deep" % label,
-                             [{"path": label, "message": "is nested too deep (more than %d levels of objects "
-                                                         "and arrays)" % MAX_DEPTH}]) from None
-        except ValueError as exc:
-            raise InputError("%s is not valid JSON" % label,
-                             [{"path": label, "message": "is not valid JSON text: %s" % exc}]) from None
+        return _parse_json(value, label, "JSON text")
     try:
         return _read_json(value, label)
     except InputError as exc:
