@@ -63,15 +63,24 @@ def _register_secrets(redactor, asset):
 
 
 def _no_credentials(spec, asset):
-    """True when the asset holds none of the fields any accepted asset requires."""
-    if asset is None:
-        return True
-    if not isinstance(asset, dict):
-        return False
-    required = set()
+    """True when no asset was given at all (None or ``{}``)."""
+    return asset is None or asset == {}
+
+
+def _no_credential_field(spec, asset):
+    """For an asset that has fields but none any accepted asset requires (a
+    misspelt ``token``, say): a message naming what each kind of asset needs,
+    since "no asset given" would be untrue and the field list alone is long."""
+    if not isinstance(asset, dict) or not asset:
+        return None
+    needs, required = [], set()
     for asset_name in spec.assets:
-        required.update(manifest().asset(asset_name).schema.get("required", ()))
-    return not (required & set(asset))
+        fields = manifest().asset(asset_name).schema.get("required", ())
+        required.update(fields)
+        needs.append("%s needs %s" % (asset_name, ", ".join(fields)))
+    if required & set(asset):
+        return None
+    return "the asset has none of the fields a credential needs (%s)" % "; ".join(needs)
 
 
 NO_ASSET = ('no asset given: pass {"asset": {...}} or try --sandbox to run against the embedded sandbox')
@@ -233,8 +242,11 @@ def run_action(name, asset=None, inputs=None, *, dry_run=False, timeout=None, sa
             asset_name, asset_values = select_asset(spec, asset)
         except InputError as exc:  # report the inputs' errors too, in one go
             inputs_error = exc
+            misspelt = _no_credential_field(spec, asset)
             if _no_credentials(spec, asset):
                 inputs_error = InputError(NO_ASSET, exc.details)
+            elif misspelt:
+                inputs_error = InputError(misspelt + ("; " + TRY_SANDBOX if sandbox is None else ""), exc.details)
             elif sandbox is None:
                 inputs_error = InputError(exc.message + "; " + TRY_SANDBOX, exc.details)
         else:

@@ -140,6 +140,22 @@ def test_no_asset_message_from_the_python_api():
     assert not exc.message.startswith("no asset given")  # a partial asset gets the plain field errors
 
 
+def test_a_misspelt_credential_field_is_not_called_no_asset():
+    """An asset with fields but no credential field (``channel_access_token``
+    for ``token``) was given: the error says so and names what each kind of
+    asset needs, instead of the untrue "no asset given"."""
+    exc = refused("line_send_push", {"channel_access_token": "tok-123"}, PUSH)
+    assert not exc.message.startswith("no asset given")
+    assert "none of the fields a credential needs" in exc.message
+    for need in ("line_channel_access_token needs token", "line_oauth2_client_credentials needs client_id, client_secret",
+                 "line_channel_jwt needs channel_id, kid, private_key"):
+        assert need in exc.message
+    assert "asset.token" in paths(exc)
+    code, out, err = run_cli("run", "line_send_push", stdin={"asset": {"channel_access_token": "tok-123"}, "inputs": PUSH})
+    assert code == 2 and out == "" and "tok-123" not in err
+    assert "none of the fields a credential needs" in json.loads(err)["error"] and "--sandbox" in json.loads(err)["error"]
+
+
 # ------------------------------------------------- the Python API's values
 
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
