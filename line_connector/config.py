@@ -324,6 +324,32 @@ def _canonical_host(host):
     return str(address)
 
 
+_NAT64 = None
+
+
+def _embedded_ipv4(address):
+    """The IPv4 addresses an IPv6 address carries to a gateway that acts on
+    them: NAT64 (64:ff9b::/96, RFC 6052), IPv4-compatible (::/96), 6to4
+    (2002::/16, RFC 3056) and Teredo (2001::/32, RFC 4380: server and
+    client). ``64:ff9b::7f00:1`` reaches 127.0.0.1 through a NAT64 gateway,
+    so it is judged by 127.0.0.1; Python's ``is_global`` alone does not."""
+    import ipaddress
+
+    global _NAT64
+    if address.version != 6:
+        return ()
+    if _NAT64 is None:
+        _NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("::/96"))
+    found = []
+    if any(address in net for net in _NAT64) and int(address) > 1:
+        found.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+    if address.sixtofour is not None:
+        found.append(address.sixtofour)
+    if address.teredo is not None:
+        found.extend(address.teredo)
+    return tuple(found)
+
+
 def _is_ip(host):
     import ipaddress
 
@@ -424,7 +450,7 @@ class InlineAssetPolicy:
             address = ipaddress.ip_address(text)
         except ValueError:
             return False
-        return address.is_global and not address.is_multicast
+        return all(a.is_global and not a.is_multicast for a in (address,) + _embedded_ipv4(address))
 
     def problems(self, asset, resolve=True):
         """Details for every URL field of an inline asset (a dict as the

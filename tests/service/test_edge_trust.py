@@ -99,6 +99,12 @@ def test_every_spelling_of_a_private_address_is_refused_by_the_policy():
                "fd00:ec2::254", "fe80::1", "224.0.0.1"):
         assert not policy.allows_address(ip, 80), ip
     assert policy.allows_address("93.184.216.34", 443)
+    # IPv6 forms that carry an IPv4 address a gateway delivers to: NAT64 (RFC 6052),
+    # IPv4-compatible, 6to4 (RFC 3056), Teredo (RFC 4380) are judged by that address
+    for ip in ("64:ff9b::7f00:1", "64:ff9b::a9fe:a9fe", "::7f00:1", "::a00:1", "2002:7f00:1::1",
+               "2002:c0a8:101::1", "2001:0:7f00:1::1"):
+        assert not policy.allows_address(ip, 443), ip
+    assert policy.allows_address("64:ff9b::808:808", 443) and policy.allows_address("2002:808:808::1", 443)
     # the vendors' hosts (asset defaults), default ports only
     assert policy.allows_host("api.line.me", 443) and policy.allows_host("API.LINE.ME.", 443)
     assert policy.allows_host("api-data.line.me", 443) and policy.allows_host("api-hk.nxlink.ai", 443)
