@@ -175,6 +175,21 @@ def _rebase(details, old, new):
     return out
 
 
+def _nearest_kinds(given, by_asset):
+    """The asset kinds that share the most field names with ``given``: a
+    config asset with one mistyped URL is told what is wrong with its own
+    kind, not with each of the pack's other kinds. Ties are all named; no
+    field in common with any kind names none (then every kind is listed)."""
+    from .manifest import manifest
+
+    if not isinstance(given, dict):
+        return []
+    shared = {kind: len(set(given) & set(manifest().asset(kind).schema.get("properties", {})))
+              for kind in by_asset}
+    best = max(shared.values(), default=0)
+    return [kind for kind in by_asset if best and shared[kind] == best]
+
+
 def _pick_kinds(raw_assets, redactor):
     """{name: ConfiguredAsset}, each kind chosen by the runner's own rules."""
     from .manifest import manifest
@@ -188,9 +203,18 @@ def _pick_kinds(raw_assets, redactor):
         try:
             kind, values = select_asset(every, given)
         except InputError as exc:
-            details.append({"path": where, "message": "fits no asset kind of the pack (%s); set the fields "
-                                                      "of one of them" % ", ".join(every.assets)})
-            details.extend(_rebase(exc.details, "asset", where))
+            nearest = _nearest_kinds(given, getattr(exc, "by_asset", None) or {})
+            if not nearest:
+                details.append({"path": where, "message": "fits no asset kind of the pack (%s); set the fields "
+                                                          "of one of them" % ", ".join(every.assets)})
+                details.extend(_rebase(exc.details, "asset", where))
+                continue
+            details.append({"path": where, "message": "fits no asset kind of the pack; closest by its fields: %s "
+                                                      "(every kind's fields: `line-connector describe ACTION`)"
+                                                      % ", ".join(nearest)})
+            for kind in nearest:
+                details.extend(_rebase([{"path": d["path"], "message": "%s (for asset %s)" % (d["message"], kind)}
+                                        for d in exc.by_asset[kind]], "asset", where))
             continue
         bad = url_problems(values)
         if bad:

@@ -122,7 +122,9 @@ def select_asset(spec, given):
         for d in ds:
             details.append({"path": d["path"], "message": "%s (for asset %s)" % (d["message"], asset_name)})
     names = ", ".join(spec.assets)
-    raise InputError("the asset matches none of the assets %s accepts (%s)" % (spec.name, names), details)
+    exc = InputError("the asset matches none of the assets %s accepts (%s)" % (spec.name, names), details)
+    exc.by_asset = {asset_name: ds for _, asset_name, ds in failures}  # for a caller that narrows them
+    raise exc
 
 
 def _spec(name):

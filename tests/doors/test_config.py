@@ -105,6 +105,18 @@ def test_an_asset_that_fits_no_kind_is_named(tmp_path):
             "message": "is required (for asset line_oauth2_client_credentials)"} in exc.details
 
 
+def test_an_asset_with_one_bad_field_is_told_about_its_own_kind_only(tmp_path):
+    """One mistyped URL on a channel-token asset: the errors are that kind's,
+    not a list of what every other kind of the pack (NXCloud, Sobot, OAuth,
+    JWT) would need."""
+    exc = _error(tmp_path, 'assets:\n  ops: {token: "%s", url: "htp://api.line.me"}\n' % SECRET)
+    assert exc.details[0]["path"] == "config.assets.ops"
+    assert "closest by its fields: line_channel_access_token" in exc.details[0]["message"]
+    assert [d["path"] for d in exc.details[1:]] == ["config.assets.ops.url"]
+    assert "(for asset line_channel_access_token)" in exc.details[1]["message"]
+    assert SECRET not in repr(exc.details)
+
+
 def test_a_secret_in_a_field_that_breaks_a_rule_is_not_quoted(tmp_path):
     """A literal secret written where a URL goes (a common paste mistake)."""
     exc = _error(tmp_path, 'assets:\n  ops: {token: "%s", url: "%s"}\n' % (SECRET, SECRET))
