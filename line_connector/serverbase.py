@@ -319,7 +319,9 @@ class HardenedHandler(BaseHTTPRequestHandler):
             data = b""
         else:
             data = json.dumps(body, ensure_ascii=False).encode("utf-8")
-        self._write_json(status, data, headers, content_type=content_type)
+        # a HEAD answer has the headers a GET would have and never a body
+        self._write_json(status, data, headers, content_type=content_type,
+                         head=getattr(self, "command", None) == "HEAD")
 
     def _write_json(self, status, data, headers=None, content_type="application/json", head=False):
         if not isinstance(data, bytes):
