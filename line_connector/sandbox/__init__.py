@@ -94,9 +94,7 @@ class Sandbox:
         # beats a template (/v2/bot/richmenu/batch is not a {richMenuId})
         self._paths = {}  # path -> (regex, literal segments, {method: handler})
         for (method, path), handler in self._routes.items():
-            regex = re.compile("^" + re.sub(r"\\\{([A-Za-z]+)\\\}", r"(?P<\1>[^/]+)", re.escape(path)) + "$")
-            literals = sum(1 for part in path.split("/") if part and "{" not in part)
-            self._paths.setdefault(path, (regex, literals, {}))[2][method] = handler
+            self.add_route(method, path, handler)
         self._server = None
         self._thread = None
         self.requests = 0
@@ -163,6 +161,12 @@ class Sandbox:
             return reply
         incoming.params = route[0]
         return route[1][incoming.method](incoming)
+
+    def add_route(self, method, path, handler):
+        """Serve ``method path`` (``{name}`` segments allowed) with ``handler(incoming) -> Reply``."""
+        regex = re.compile("^" + re.sub(r"\\\{([A-Za-z]+)\\\}", r"(?P<\1>[^/]+)", re.escape(path)) + "$")
+        literals = sum(1 for part in path.split("/") if part and "{" not in part)
+        self._paths.setdefault(path, (regex, literals, {}))[2][method] = handler
 
     def route(self, path):
         """({name: segment}, {method: handler}) of the route serving ``path``

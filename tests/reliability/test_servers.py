@@ -320,7 +320,7 @@ def test_a_handler_exception_is_a_500_json_answer_and_one_log_line(capfd):
         def broken(incoming):
             raise ZeroDivisionError("division by zero")
 
-        sb._routes[("GET", "/boom")] = broken
+        sb.add_route("GET", "/boom", broken)
         with socket.create_connection(("127.0.0.1", sb.port), timeout=10) as sock:
             sock.sendall(b"GET /boom HTTP/1.1\r\nHost: x\r\n\r\n")
             data, closed, _ = read_answer(sock, SPEC_BOUND)
