@@ -295,7 +295,8 @@ class HardenedHandler(BaseHTTPRequestHandler):
             self.close_connection = True
             self._answer_error(500, "internal error (%s)" % type(exc).__name__)
 
-    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _dispatch
+    # HEAD too: handle_request decides (405 or an answer), send_json leaves the body out
+    do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = _dispatch
 
     def handle_request(self):
         raise HttpError(405, "method not allowed")

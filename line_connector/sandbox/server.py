@@ -117,7 +117,7 @@ class _Handler(HardenedHandler):
     server_version = "line-connector-sandbox"
     # LINE answers a method it does not serve with 405 (a known path) or 404,
     # never 501: the sandbox routes every method like any other (Sandbox.dispatch)
-    do_HEAD = do_OPTIONS = do_TRACE = HardenedHandler._dispatch
+    do_OPTIONS = do_TRACE = HardenedHandler._dispatch
 
     def __getattr__(self, name):
         # any other method token (PROPFIND, FOO...): http.server asks for do_<METHOD>
