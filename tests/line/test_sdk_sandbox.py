@@ -9,8 +9,9 @@ import json
 import uuid
 
 import pytest
+from helpers import require_module
 
-pytest.importorskip("linebot.v3.messaging")
+require_module("linebot.v3.messaging", "line-bot-sdk, a test dependency: the [test] extra")
 
 from linebot.v3.messaging import (  # noqa: E402
     ApiClient, ApiException, BotInfoResponse, BroadcastRequest, Configuration, ImageMessage, MessagingApi,
