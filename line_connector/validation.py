@@ -42,7 +42,6 @@ only hands the failing ones to the full validator, so a multicast to
 
 Error messages never quote the offending value: it may be a secret.
 """
-import datetime
 import itertools
 import json
 import math
