@@ -171,6 +171,9 @@ class Sandbox:
     def route(self, path):
         """({name: segment}, {method: handler}) of the route serving ``path``
         (the one with the most literal segments), or None."""
+        exact = self._paths.get(path) if "{" not in path else None
+        if exact is not None:  # all literal: no template can beat it
+            return {}, exact[2]
         best = None
         for regex, literals, methods in self._paths.values():
             found = regex.match(path)
