@@ -89,8 +89,8 @@ def _format_ok(name, value):
     try:
         if name == "date":
             return _DATE.match(value) is not None and bool(datetime.date.fromisoformat(value))
-        if name == "yyyymmdd":
-            if not re.fullmatch(r"\d{8}", value):
+        if name == "yyyymmdd":  # ASCII digits: Python's \d takes fullwidth ones too
+            if not re.fullmatch(r"[0-9]{8}", value):
                 return False
             datetime.date(int(value[:4]), int(value[4:6]), int(value[6:]))
             return True

@@ -295,7 +295,8 @@ class HardenedHandler(BaseHTTPRequestHandler):
             self.close_connection = True
             self._answer_error(500, "internal error (%s)" % type(exc).__name__)
 
-    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _dispatch
+    # HEAD too: handle_request decides (405 or an answer), send_json leaves the body out
+    do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = _dispatch
 
     def handle_request(self):
         raise HttpError(405, "method not allowed")
@@ -319,7 +320,9 @@ class HardenedHandler(BaseHTTPRequestHandler):
             data = b""
         else:
             data = json.dumps(body, ensure_ascii=False).encode("utf-8")
-        self._write_json(status, data, headers, content_type=content_type)
+        # a HEAD answer has the headers a GET would have and never a body
+        self._write_json(status, data, headers, content_type=content_type,
+                         head=getattr(self, "command", None) == "HEAD")
 
     def _write_json(self, status, data, headers=None, content_type="application/json", head=False):
         if not isinstance(data, bytes):

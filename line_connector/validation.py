@@ -42,7 +42,6 @@ only hands the failing ones to the full validator, so a multicast to
 
 Error messages never quote the offending value: it may be a secret.
 """
-import datetime
 import itertools
 import json
 import math
@@ -276,28 +275,13 @@ def _validator_class():
 
     checker = FormatChecker(formats=("uuid", "date", "ipv4"))
 
-    @checker.checks("yyyymmdd", raises=ValueError)
-    def _is_yyyymmdd(value):
-        if not isinstance(value, str):
-            return True
-        if not re.fullmatch(r"\d{8}", value):
-            return False
-        datetime.date(int(value[:4]), int(value[4:6]), int(value[6:]))
-        return True
+    from .quickcheck import _format_ok
 
-    @checker.checks("line-date", raises=ValueError)
-    def _is_line_date(value):
-        # the schema's pattern checks the shape and range; this checks the
-        # day exists (no 2023-02-31)
-        if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
-            datetime.date(int(value[:4]), int(value[5:7]), int(value[8:10]))
-        return True
-
-    @checker.checks("line-datetime", raises=ValueError)
-    def _is_line_datetime(value):
-        if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}", value):
-            datetime.date(int(value[:4]), int(value[5:7]), int(value[8:10]))
-        return True
+    # one set of date rules: the quick path's (quickcheck._format_ok); the
+    # pattern checks the shape, these check the day exists (no 2023-02-31,
+    # no "00000000", ASCII digits only)
+    for name in ("yyyymmdd", "line-date", "line-datetime"):
+        checker.checks(name)(lambda value, name=name: _format_ok(name, value))
 
     cls = validators.extend(Draft202012Validator, {"maxUtf16Length": _max_utf16_length,
                                                        "maxGraphemes": _max_graphemes,

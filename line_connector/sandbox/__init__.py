@@ -90,13 +90,11 @@ class Sandbox:
         self._routes.update(NxEmulator(self.nxcloud).routes())
         self._routes.update(SobotEmulator(self.sobot).routes())
         # "/v2/bot/profile/{userId}": one path segment per {name}, handed to
-        # the handler as incoming.params; exact paths are looked up first
-        self._patterns = []
-        for (method, path), handler in list(self._routes.items()):
-            if "{" in path:
-                del self._routes[(method, path)]
-                regex = re.compile("^" + re.sub(r"\\\{([A-Za-z]+)\\\}", r"(?P<\1>[^/]+)", re.escape(path)) + "$")
-                self._patterns.append((method, regex, handler))
+        # the handler as incoming.params; a path with more literal segments
+        # beats a template (/v2/bot/richmenu/batch is not a {richMenuId})
+        self._paths = {}  # path -> (regex, literal segments, {method: handler})
+        for (method, path), handler in self._routes.items():
+            self.add_route(method, path, handler)
         self._server = None
         self._thread = None
         self.requests = 0
@@ -152,21 +150,36 @@ class Sandbox:
             refused = self.rate_limits.check(incoming.method, incoming.path, incoming.header("authorization"))
             if refused is not None:  # LINE's answer past a rate limit: nothing processed
                 return Reply(429, refused, {"X-Line-Request-Id": new_request_id()})
-        handler = self._routes.get((incoming.method, incoming.path))
-        if handler is None:
-            for method, regex, candidate in self._patterns:
-                found = regex.match(incoming.path)
-                if found and method == incoming.method:
-                    incoming.params = {k: unquote(v) for k, v in found.groupdict().items()}
-                    return candidate(incoming)
-        if handler is None:
-            known = (any(path == incoming.path for _, path in self._routes)
-                     or any(regex.match(incoming.path) for _, regex, _ in self._patterns))
-            reply = Reply(405 if known else 404, {"message": "Not found" if not known else "Method not allowed"})
-            if incoming.path.startswith(("/v2/", "/oauth2/")):  # LINE's paths: LINE answers with a request ID
+        route = self.route(incoming.path)
+        if route is None or incoming.method not in route[1]:
+            # LINE: 404 for a path it does not serve, 405 naming the methods a
+            # known path has for any other method (HEAD and OPTIONS included)
+            reply = Reply(404, {"message": "Not found"}) if route is None else \
+                Reply(405, {"message": "Method not allowed"}, {"Allow": ", ".join(sorted(route[1]))})
+            if incoming.path.startswith(("/v2/", "/oauth2/", "/bot/")):  # LINE's paths: LINE answers with a request ID
                 reply.headers["X-Line-Request-Id"] = new_request_id()
             return reply
-        return handler(incoming)
+        incoming.params = route[0]
+        return route[1][incoming.method](incoming)
+
+    def add_route(self, method, path, handler):
+        """Serve ``method path`` (``{name}`` segments allowed) with ``handler(incoming) -> Reply``."""
+        regex = re.compile("^" + re.sub(r"\\\{([A-Za-z]+)\\\}", r"(?P<\1>[^/]+)", re.escape(path)) + "$")
+        literals = sum(1 for part in path.split("/") if part and "{" not in part)
+        self._paths.setdefault(path, (regex, literals, {}))[2][method] = handler
+
+    def route(self, path):
+        """({name: segment}, {method: handler}) of the route serving ``path``
+        (the one with the most literal segments), or None."""
+        exact = self._paths.get(path) if "{" not in path else None
+        if exact is not None:  # all literal: no template can beat it
+            return {}, exact[2]
+        best = None
+        for regex, literals, methods in self._paths.values():
+            found = regex.match(path)
+            if found and (best is None or literals > best[0]):
+                best = (literals, {k: unquote(v) for k, v in found.groupdict().items()}, methods)
+        return None if best is None else best[1:]
 
     def stats(self):
         """What the sandbox counted (also served at GET /_sandbox/stats)."""

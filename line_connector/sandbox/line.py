@@ -107,18 +107,23 @@ def body_error(details):
     return error(400, "The request body has %d error(s)" % len(details), details)
 
 
-def count_date(req):
-    """(the ``date`` query parameter, None) when it is a real yyyyMMdd day,
-    else (None, LINE's 400 naming ``date``): the sent-count endpoints' rule."""
-    date = req.arg("date", "")
+def day_arg(req, name):
+    """(the query parameter ``name``, None) when it is a real yyyyMMdd day in
+    ASCII digits, else (None, LINE's 400 naming it): "00000000" and fullwidth
+    digits are refused, as LINE refuses them, never a crash."""
+    value = req.arg(name, "")
     try:
-        datetime.datetime.strptime(date, "%Y%m%d")
-        valid = bool(re.fullmatch(r"\d{8}", date))
+        valid = bool(re.fullmatch(r"[0-9]{8}", value)) and bool(datetime.datetime.strptime(value, "%Y%m%d"))
     except ValueError:
         valid = False
     if not valid:
-        return None, body_error([("date", "The value for the 'date' parameter is invalid")])
-    return date, None
+        return None, body_error([(name, "The value for the '%s' parameter is invalid" % name)])
+    return value, None
+
+
+def count_date(req):
+    """The sent-count endpoints' ``date`` rule (``day_arg``)."""
+    return day_arg(req, "date")
 
 
 def schema_problems(schema, body):

@@ -111,8 +111,37 @@ def _error(message, details):
                                                        for prop, code in details]})
 
 
+def _body_error(details):
+    return _error("The request body has %d error(s)" % len(details), details)
+
+
 def _not_found():
     return _error("audience group not found", [(None, "AUDIENCE_GROUP_NOT_FOUND")])
+
+
+def _description_details(body):
+    """LINE's rules on the ``description`` of a new audience, and on ``uploadDescription`` when given."""
+    details = []
+    description = body.get("description")
+    if not isinstance(description, str) or not description:
+        details.append(("description", "must be specified"))
+    elif len(description) > MAX_DESCRIPTION:
+        details.append(("description", "AUDIENCE_GROUP_NAME_SIZE_OVER"))
+    elif CONTROL.search(description):
+        details.append(("description", "AUDIENCE_GROUP_NAME_WRONG"))
+    upload_description = body.get("uploadDescription")
+    if upload_description is not None and not isinstance(upload_description, str):
+        details.append(("uploadDescription", "The property, uploadDescription, in the request body is invalid"))
+    return details
+
+
+def _new_group_id(state):
+    """(the next audience group ID, None), or (None, LINE's 400 at the cap on
+    audiences). The caller holds ``state.lock``."""
+    if len(state.audiences) >= MAX_AUDIENCES:
+        return None, _error("Audience group count max over", [(None, "AUDIENCE_GROUP_COUNT_MAX_OVER")])
+    state.next_audience_id += 1
+    return state.next_audience_id - 1, None
 
 
 def _check_ids(body, is_ifa):
@@ -151,29 +180,20 @@ def routes(emulator):
         if bad:
             return bad
         details = _unknown_fields(body, ("description", "isIfaAudience", "uploadDescription", "audiences"))
-        description = body.get("description")
-        if not isinstance(description, str) or not description:
-            details.append(("description", "must be specified"))
-        elif len(description) > MAX_DESCRIPTION:
-            details.append(("description", "AUDIENCE_GROUP_NAME_SIZE_OVER"))
-        elif CONTROL.search(description):
-            details.append(("description", "AUDIENCE_GROUP_NAME_WRONG"))
+        details += _description_details(body)
+        description, upload_description = body.get("description"), body.get("uploadDescription")
         is_ifa = body.get("isIfaAudience", False)
         if not isinstance(is_ifa, bool):
             details.append(("isIfaAudience", "The property, isIfaAudience, in the request body is invalid"))
             is_ifa = False
-        upload_description = body.get("uploadDescription")
-        if upload_description is not None and not isinstance(upload_description, str):
-            details.append(("uploadDescription", "The property, uploadDescription, in the request body is invalid"))
         id_details, ids = _check_ids(body, is_ifa)
         details += id_details
         if details:
-            return _error("The request body has %d error(s)" % len(details), details)
+            return _body_error(details)
         with state.lock:
-            if len(state.audiences) >= MAX_AUDIENCES:
-                return _error("Audience group count max over", [(None, "AUDIENCE_GROUP_COUNT_MAX_OVER")])
-            group_id = state.next_audience_id
-            state.next_audience_id += 1
+            group_id, full = _new_group_id(state)
+            if full:
+                return full
             created = now()
             state.audiences[group_id] = _new_audience(state, group_id, description, is_ifa, created, ids,
                                                       upload_description)
@@ -195,14 +215,14 @@ def routes(emulator):
         if upload_description is not None and not isinstance(upload_description, str):
             details.append(("uploadDescription", "The property, uploadDescription, in the request body is invalid"))
         if details:
-            return _error("The request body has %d error(s)" % len(details), details)
+            return _body_error(details)
         with state.lock:
             audience = state.audiences.get(group_id)
             if audience is None:
                 return _not_found()
             id_details, ids = _check_ids(body, audience["isIfaAudience"])
             if id_details:
-                return _error("The request body has %d error(s)" % len(id_details), id_details)
+                return _body_error(id_details)
             _add_job(state, audience, ids, upload_description, now())
         return Reply(202, {})
 
@@ -258,12 +278,8 @@ def routes(emulator):
         if bad:
             return bad
         allowed = ("description", "requestId", "clickUrl") if kind == "CLICK" else ("description", "requestId")
-        details = _unknown_fields(body, allowed)
+        details = _unknown_fields(body, allowed) + _description_details(body)
         description = body.get("description")
-        if not isinstance(description, str) or not description:
-            details.append(("description", "must be specified"))
-        elif len(description) > MAX_DESCRIPTION:
-            details.append(("description", "AUDIENCE_GROUP_NAME_SIZE_OVER"))
         url = body.get("clickUrl")
         if url is not None and (not isinstance(url, str) or len(url) > 2000):
             details.append(("clickUrl", "The property, clickUrl, in the request body is invalid"))
@@ -274,12 +290,11 @@ def routes(emulator):
         if not isinstance(request_id, str) or request_id not in known:
             details.append(("requestId", "REQUEST_ID_NOT_FOUND" if isinstance(request_id, str) else "must be specified"))
         if details:
-            return _error("The request body has %d error(s)" % len(details), details)
+            return _body_error(details)
         with state.lock:
-            if len(state.audiences) >= MAX_AUDIENCES:
-                return _error("Audience group count max over", [(None, "AUDIENCE_GROUP_COUNT_MAX_OVER")])
-            group_id = state.next_audience_id
-            state.next_audience_id += 1
+            group_id, full = _new_group_id(state)
+            if full:
+                return full
             audience = _new_audience(state, group_id, description, False, now())
             audience.update(type=kind, requestId=request_id, **({"clickUrl": url} if url else {}))
             audience["jobs"] = []  # LINE: jobs only for audiences of uploaded IDs
@@ -294,14 +309,10 @@ def routes(emulator):
         body, bad = emulator.parse(req)
         if bad:
             return bad
-        details = _unknown_fields(body, ("description",))
+        details = _unknown_fields(body, ("description",)) + _description_details(body)
         description = body.get("description")
-        if not isinstance(description, str) or not description:
-            details.append(("description", "must be specified"))
-        elif len(description) > MAX_DESCRIPTION:
-            details.append(("description", "AUDIENCE_GROUP_NAME_SIZE_OVER"))
         if details:
-            return _error("The request body has %d error(s)" % len(details), details)
+            return _body_error(details)
         with state.lock:
             audience = state.audiences.get(group_id)
             if audience is None:
@@ -365,7 +376,7 @@ def routes(emulator):
             elif len(description) > MAX_DESCRIPTION:
                 details.append(("description", "AUDIENCE_GROUP_NAME_SIZE_OVER"))
         if details:
-            return _error("The request body has %d error(s)" % len(details), details)
+            return _body_error(details)
         lines = [x.strip() for x in files["file"][1].decode("ascii", "replace").splitlines() if x.strip()]
         if len(lines) > MAX_IDS_PER_FILE:
             return _error("The request body has 1 error(s)", [("file", "UPLOAD_AUDIENCE_GROUP_TOO_MANY_AUDIENCE_IDS")])

@@ -186,16 +186,17 @@ def stats_routes(emulator):
     """GET /v2/bot/insight/message/event/aggregation and the rich menu
     insight: fixed demo figures (the sandbox records no impressions), in
     LINE's shapes; a unit this month never used answers its zeros."""
-    from .line import body_error, error
+    from .line import body_error, day_arg, error
 
     state = emulator.state
     a = emulator.authed
 
     def period(req):
-        dates = {k: req.arg(k, "") for k in ("from", "to")}
-        bad = [k for k, v in dates.items() if not re.fullmatch(r"\d{8}", v)]
-        if bad:
-            return None, body_error([(k, "The value for the '%s' parameter is invalid" % k) for k in bad])
+        dates = {}
+        for name in ("from", "to"):  # LINE's 400 names the first bad date
+            dates[name], bad = day_arg(req, name)
+            if bad:
+                return None, bad
         if dates["to"] < dates["from"]:
             return None, body_error([("to", "must not be before from")])
         return dates, None

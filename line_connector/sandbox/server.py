@@ -116,8 +116,14 @@ STATS_PATH = "/_sandbox/stats"
 class _Handler(HardenedHandler):
     server_version = "line-connector-sandbox"
     # LINE answers a method it does not serve with 405 (a known path) or 404,
-    # never 501: the sandbox routes them like any other (Sandbox.dispatch)
+    # never 501: the sandbox routes every method like any other (Sandbox.dispatch)
     do_OPTIONS = do_TRACE = HardenedHandler._dispatch
+
+    def __getattr__(self, name):
+        # any other method token (PROPFIND, FOO...): http.server asks for do_<METHOD>
+        if name.startswith("do_") and name[3:].isalpha() and name[3:].isupper():
+            return self._dispatch
+        raise AttributeError(name)
 
     def handle_request(self):
         sandbox = self.server.sandbox

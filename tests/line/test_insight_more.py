@@ -74,3 +74,27 @@ def test_the_sdk_reads_them_from_the_sandbox(sb):
         assert isinstance(summary, GetRichMenuInsightSummaryResponse) and summary.clicks
         daily = api.get_rich_menu_insight_daily(DEMO_RICH_MENU_ID, "20261101", "20261107")
         assert isinstance(daily, GetRichMenuInsightDailyResponse) and len(daily.impression.metrics) == 7
+
+
+@pytest.mark.parametrize("path", ["/v2/bot/insight/richmenu/%s/summary", "/v2/bot/insight/richmenu/%s/daily",
+                                  "/v2/bot/insight/message/event/aggregation"])
+@pytest.mark.parametrize("field,value", [("from", "00000000"), ("from", "２０２６１１０１"), ("to", "20261332")])
+def test_the_sandbox_refuses_a_date_that_is_no_day_with_lines_400(sb, path, field, value):
+    # found by the schemathesis run of LINE's insight.yml: "00000000" and
+    # fullwidth digits passed a \d{8} check and crashed the day arithmetic (500);
+    # LINE's rule (reference above): from/to are yyyyMMdd days, else 400
+    import requests
+
+    query = dict(PERIOD, customAggregationUnit="promotion_a", **{field: value})
+    resp = requests.get(sb.url + (path % DEMO_RICH_MENU_ID if "%s" in path else path), params=query, timeout=10,
+                        headers={"Authorization": "Bearer " + sb.credentials["token"]})
+    assert resp.status_code == 400, resp.text
+    assert resp.json()["details"][0]["property"] == field
+
+
+@pytest.mark.parametrize("value", ["00000000", "２０２６１１０１"])
+def test_the_pack_refuses_a_date_that_is_no_day_before_sending(sb, value):
+    with pytest.raises(InputError) as exc:
+        run(sb, "line_get_rich_menu_daily_stats", {"richMenuId": DEMO_RICH_MENU_ID, "from": value, "to": "20261107"})
+    assert any(d["path"] == "inputs.from" for d in exc.value.details), exc.value.details
+    assert sb.requests == 0

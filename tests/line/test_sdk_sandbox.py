@@ -9,8 +9,9 @@ import json
 import uuid
 
 import pytest
+from helpers import require_module
 
-pytest.importorskip("linebot.v3.messaging")
+require_module("linebot.v3.messaging", "line-bot-sdk, a test dependency: the [test] extra")
 
 from linebot.v3.messaging import (  # noqa: E402
     ApiClient, ApiException, BotInfoResponse, BroadcastRequest, Configuration, ImageMessage, MessagingApi,
@@ -251,3 +252,119 @@ def test_a_wrong_token_is_the_sdks_401_with_a_request_id(sandbox):
             MessagingApi(client).get_bot_info()
     assert exc.value.status == 401 and exc.value.headers.get("X-Line-Request-Id")
     assert json.loads(exc.value.body)["message"].startswith("Authentication failed")
+
+
+# ---------------------------------------------------------------- every operation
+#: a value the sandbox knows for each path/query parameter LINE's operations take
+DEMO_PARAMS = {
+    "date": "20260105", "from": "20260101", "to": "20260105", "userId": USER, "groupId": None, "roomId": None,
+    "richMenuId": None, "messageId": None, "richMenuAliasId": None, "requestId": DEMO_NARROWCAST_ID,
+    "couponId": None, "membershipId": None, "audienceGroupId": None, "customAggregationUnit": "promotion_a",
+    "page": 1, "size": 20,
+}
+
+
+def _demo_params():
+    from line_connector.sandbox import line_audience, line_more, line_richmenu, line_users, line_channel
+
+    values = dict(DEMO_PARAMS)
+    values.update(groupId=line_users.DEMO_GROUP_ID, roomId=line_users.DEMO_ROOM_ID,
+                  richMenuId=line_richmenu.DEMO_RICH_MENU_ID, messageId=line_richmenu.DEMO_IMAGE_MESSAGE_ID,
+                  richMenuAliasId=line_channel.DEMO_ALIAS_ID, couponId=line_more.DEMO_COUPON_ID,
+                  membershipId=line_more.DEMO_MEMBERSHIP_ID, audienceGroupId=line_audience.DEMO_AUDIENCE_ID)
+    return values
+
+
+def _sdk_method(filename, operation_id):
+    """(API class, method name) of the official SDK doing ``operation_id``."""
+    import importlib
+
+    module = importlib.import_module({"messaging-api.yml": "linebot.v3.messaging", "insight.yml": "linebot.v3.insight",
+                                      "manage-audience.yml": "linebot.v3.audience",
+                                      "channel-access-token.yml": "linebot.v3.oauth"}[filename])
+    wanted = operation_id.lower()
+    for name in dir(module):  # the synchronous API classes (not Async*)
+        cls = getattr(module, name)
+        if not isinstance(cls, type) or name.startswith("Async"):
+            continue
+        for method in dir(cls):
+            if method.replace("_", "").lower() == wanted and not method.startswith("_"):
+                return cls, method
+    raise AssertionError("the SDK has no method for %s (%s)" % (operation_id, filename))
+
+
+def test_every_operation_of_lines_openapi_goes_through_the_sdk_to_the_sandbox(sandbox, tmp_path):
+    """Derived from LINE's four OpenAPI files (line_routes.operations): each
+    operation is called with the official SDK's own method against the
+    sandbox. A body-carrying operation is sent the SDK model of its body
+    built without fields (pydantic's ``construct``): LINE's 400 answers it, which
+    the SDK raises as its ApiException; the others are answered with real
+    data, which the SDK deserializes into its declared model. No operation
+    may be unrouted (404/405 from the routing), nor a 5xx."""
+    import inspect
+
+    from line_routes import operations
+
+    from line_connector.sandbox.line_richmenu import demo_png
+
+    from line_connector.sandbox import CLIENT_ID
+
+    values, results = _demo_params(), {}
+    values.update(grantType="client_credentials", clientId=CLIENT_ID, clientSecret=sandbox.credentials["client_secret"],
+                  accessToken=sandbox.credentials["token"], clientAssertion="not-a-jwt",
+                  clientAssertionType="urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+    users_file = tmp_path / "users.txt"
+    users_file.write_text(USER + "\n")
+    for filename, method, path, operation_id in operations():
+        cls, name = _sdk_method(filename, operation_id)
+        module = __import__(cls.__module__.split(".api.")[0], fromlist=["ApiClient", "Configuration"])
+        config = module.Configuration(host=sandbox.url, access_token=sandbox.credentials["token"])
+        with module.ApiClient(config) as client:
+            call = getattr(cls(client), name + "_with_http_info")
+            kwargs = {}
+            for pname, param in inspect.signature(getattr(cls, name)).parameters.items():
+                if pname == "self" or pname.startswith("_") or param.default is not inspect.Parameter.empty \
+                        or param.kind in (param.VAR_KEYWORD, param.VAR_POSITIONAL):
+                    continue
+                wanted = pname[4:] if pname.startswith("var_") else pname  # the SDK's name for "date", "from"
+                original = next((k for k in values if k.lower() == wanted.replace("_", "").lower()), None)
+                if original is not None:
+                    kwargs[pname] = values[original]
+                elif pname == "file":  # an audience's user IDs, one a line
+                    kwargs[pname] = str(users_file)
+                elif pname == "body":  # a rich menu image
+                    kwargs[pname] = bytearray(demo_png())
+                    kwargs["_headers"] = {"Content-Type": "image/png"}
+                else:  # the body: the SDK's model of it, empty
+                    kind = param.annotation
+                    kind = next((a for a in getattr(kind, "__metadata__", ()) if isinstance(a, type)),
+                                getattr(kind, "__origin__", kind))
+                    kwargs[pname] = kind.construct(**dict.fromkeys(kind.__fields__))
+            try:
+                answer = call(**kwargs)
+                status, data = answer.status_code, answer.data
+            except module.ApiException as exc:
+                status, data = exc.status, None
+            except (ValueError, TypeError) as exc:  # the SDK refused our arguments before sending
+                raise AssertionError("%s: %s" % (operation_id, exc))
+        results[operation_id] = status
+        assert status < 500, (operation_id, status)
+        if status in (404, 405):
+            route = sandbox.route(concrete_path(path, {k: v for k, v in kwargs.items() if not k.startswith("_")}))
+            assert route is not None and method in route[1], (operation_id, "unrouted")
+        if 200 <= status < 300 and data is not None:  # deserialized: the SDK's model, or a blob's bytes
+            assert hasattr(data, "to_dict") or (isinstance(data, (bytes, bytearray)) and "Blob" in cls.__name__), \
+                (operation_id, type(data))
+    assert set(results) == {op for _, _, _, op in operations()}
+    ok = sorted(op for op, status in results.items() if 200 <= status < 300)
+    # 59 of the 100 in a run (the rest: LINE's 400 for the empty bodies, 404s
+    # for demo data an earlier call deleted): real answers, not only refusals
+    assert len(ok) >= 50, (len(ok), results)
+
+
+def concrete_path(path, kwargs):
+    import re
+
+    return re.sub(r"\{([^}]+)\}", lambda m: str(next(v for k, v in kwargs.items()
+                                                    if k.replace("_", "") == m.group(1).replace("_", "").lower()
+                                                    or k.replace("_", "").lower() == m.group(1).lower())), path)

@@ -141,6 +141,20 @@ def server_still_answers(server):
     assert status_of(data) == 200, data[:300]
 
 
+def test_a_head_answer_has_headers_and_no_body(server):
+    # RFC 9110 9.3.2: "The server SHOULD NOT send content in the response" to
+    # HEAD; a body would be read as the start of the next answer on a
+    # keep-alive connection, so the second answer proves none was written
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(b"HEAD %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" % server.path.encode()
+                     + b"HEAD %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n" % server.path.encode())
+        data, closed, _ = read_answer(sock, 10)
+    first, _, second = data.partition(b"\r\n\r\n")
+    assert status_of(first) == 405 and b"Content-Length: 0" not in first
+    assert status_of(second) == 405 and second.endswith(b"\r\n\r\n") and closed, data
+    server_still_answers(server)
+
+
 @pytest.mark.parametrize("length_lines", [
     b"Content-Length: -1\r\n",
     b"Content-Length: -400000000\r\n",
@@ -320,7 +334,7 @@ def test_a_handler_exception_is_a_500_json_answer_and_one_log_line(capfd):
         def broken(incoming):
             raise ZeroDivisionError("division by zero")
 
-        sb._routes[("GET", "/boom")] = broken
+        sb.add_route("GET", "/boom", broken)
         with socket.create_connection(("127.0.0.1", sb.port), timeout=10) as sock:
             sock.sendall(b"GET /boom HTTP/1.1\r\nHost: x\r\n\r\n")
             data, closed, _ = read_answer(sock, SPEC_BOUND)

@@ -20,8 +20,9 @@ import time
 
 import pytest
 import requests
+from helpers import require_module  # noqa: E402
 
-schemathesis = pytest.importorskip("schemathesis", reason="schemathesis is a test dependency ([test] extra)")
+schemathesis = require_module("schemathesis", "a test dependency: the [test] extra")
 
 from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
 from hypothesis.errors import Unsatisfiable  # noqa: E402
