@@ -985,7 +985,9 @@ def _file_add_made(self, namespace, made, key, value, ttl):
     if name is None:
         raise ValueError("add_made takes a key made by made_key()")
     entry = {"v": 1, "k": key_hash(namespace, key), "exp": self.clock() + self._ttl(ttl), "value": value}
-    line = check_entry_size(_dumps(entry).encode("utf-8")) + b"\n"
+    # a newline before as well as after: a line left half-written by a crash
+    # ends at the next record's start instead of swallowing that record
+    line = b"\n" + check_entry_size(_dumps(entry).encode("utf-8")) + b"\n"
     try:
         path = os.path.join(self._dir(namespace), name)
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | _NOFOLLOW, 0o600)
