@@ -515,6 +515,12 @@ class FileStore(Store):
             with self._degrade(exc).lock(namespace, key, wait):
                 yield
             return
+        with self._locked(lock_path, namespace, key, wait):
+            yield
+
+    @contextlib.contextmanager
+    def _locked(self, lock_path, namespace, key, wait):
+        """Hold the thread lock and the OS lock of ``lock_path``."""
         with self._guard:
             tlock = self._thread_locks.setdefault(lock_path, threading.Lock())
         started = time.monotonic()
@@ -1064,6 +1070,38 @@ def _sweep_journals(directory, wall):
             continue
 
 
+#: lock files shared by the caller-given retry keys' atomic adds (by hash)
+SHARED_LOCKS = 16
+
+
+def _store_add_shared(self, namespace, key, value, ttl, wait=None):
+    """``add_if_absent`` for keys whose lock is held only for the add (a
+    read and a write): backends may let a few keys share a lock."""
+    return self.add_if_absent(namespace, key, value, ttl, wait)
+
+
+def _file_add_shared(self, namespace, key, value, ttl, wait=None):
+    """``add_if_absent`` under one of SHARED_LOCKS lock files picked by the
+    key's hash, instead of a lock file created per key: two keys of a bucket
+    wait for each other only while one of them is read and written."""
+    if self._fallback is not None:
+        return self._fallback.add_if_absent(namespace, key, value, ttl, wait)
+    wait = wait_budget() if wait is None else wait
+    try:
+        khash = key_hash(namespace, key)
+        lock_path = os.path.join(self._dir(namespace), ".shared-%02d.lock" % (int(khash[:8], 16) % SHARED_LOCKS))
+    except OSError as exc:
+        return self._degrade(exc).add_if_absent(namespace, key, value, ttl, wait)
+    with self._locked(lock_path, namespace, key, wait):
+        existing = self.get(namespace, key)
+        if existing is not None:
+            return existing
+        self.put(namespace, key, value, ttl)
+        return None
+
+
+Store.add_shared = _store_add_shared
+FileStore.add_shared = _file_add_shared
 FileStore.made_key = _file_made_key
 FileStore.add_made = _file_add_made
 FileStore.get_made = _file_get_made

@@ -140,8 +140,8 @@ class RememberedKey(LineAction):
                 raise self.input_error("retry_key", self._reused_key_rule(key))
             self.known_content.add(key)
         try:
-            existing = store.add_if_absent(KEY_NAMESPACE, self.key_scope() + "\n" + key, record,
-                                           KEY_MEMORY_SECONDS, wait=state.wait_budget())
+            existing = store.add_shared(KEY_NAMESPACE, self.key_scope() + "\n" + key, record,
+                                        KEY_MEMORY_SECONDS, wait=state.wait_budget())
         except state.LockTimeout as exc:
             raise ActionError("the retry key could not be checked; nothing was sent", [dict(
                 request.extra, status_code=0, reason="Retry-key lock wait timed out", response_headers={},
