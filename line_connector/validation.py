@@ -240,13 +240,17 @@ def all_match(pattern):
             joined = re.compile("(?:%s\n)*%s" % (body, body)).fullmatch
 
             def found(values):
-                if not values:
-                    return True
-                try:
-                    text = "\n".join(values)
-                except TypeError:  # an item that is not a string
-                    return False
-                return text.count("\n") == len(values) - 1 and joined(text) is not None
+                # in slices: the regex engine keeps a mark per repetition, so
+                # one match over 100,000 items would hold ~10 MiB at once
+                for start in range(0, len(values), 1024):
+                    part = values[start:start + 1024]
+                    try:
+                        text = "\n".join(part)
+                    except TypeError:  # an item that is not a string
+                        return False
+                    if text.count("\n") != len(part) - 1 or joined(text) is None:
+                        return False
+                return True
         else:
             def found(values):
                 return set(map(type, values)) <= {str} and all(map(search, values))

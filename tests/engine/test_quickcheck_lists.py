@@ -77,3 +77,11 @@ def test_only_anchored_newline_free_patterns_take_the_joined_regex():
     assert all_match(joinable)([ID, ID]) and not all_match(joinable)([ID + "\n" + ID])
     for pattern in ("^[^x]+$", "^.+$", "^a|b$", "^(a)$", "U[0-9a-f]{32}", r"^\w+$"):
         assert all_match(pattern)(["a\nb"]) == (ecma_search(pattern)("a\nb") is not None)
+
+
+@pytest.mark.parametrize("where", [0, 1023, 1024, 2047, 2999])
+def test_long_lists_are_checked_across_every_slice(where):
+    many = ["U%032x" % i for i in range(3000)]
+    assert all_match("^U[0-9a-f]{32}$")(many)
+    for bad in (ID + "\n", ID.upper(), 7):
+        assert not all_match("^U[0-9a-f]{32}$")(many[:where] + [bad] + many[where + 1:])
