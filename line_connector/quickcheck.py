@@ -271,18 +271,17 @@ class Compiler:
                 "type", "pattern", "minLength", "maxLength"} | _ANNOTATIONS:
             value = plain
             # a list of IDs: C-level loops, as validation's own fast path
-            from .validation import ecma_search
+            from .validation import all_match
 
-            search = ecma_search(value.get("pattern", ""))
+            every = all_match(value.get("pattern", ""))
             low, high = value.get("minLength", 0), value.get("maxLength", math.inf)
+            lengths = "minLength" in value or "maxLength" in value
 
             def strings(instance):
-                if not isinstance(instance, list):
+                if not isinstance(instance, list) or not instance:
                     return True
-                if not instance:
-                    return True
-                return (set(map(type, instance)) == {str} and all(map(search, instance))
-                        and min(map(len, instance)) >= low and max(map(len, instance)) <= high)
+                return every(instance) and (not lengths or (
+                    min(map(len, instance)) >= low and max(map(len, instance)) <= high))
             return strings
         sub = self.compile(value, relpath, root)
         return lambda instance: not isinstance(instance, list) or all(sub(x) for x in instance)

@@ -52,11 +52,13 @@ import hashlib
 import json
 import math
 import os
+import re
 import shutil
 import stat
 import tempfile
 import threading
 import time
+import uuid
 import weakref
 
 from .errors import InputError
@@ -513,6 +515,12 @@ class FileStore(Store):
             with self._degrade(exc).lock(namespace, key, wait):
                 yield
             return
+        with self._locked(lock_path, namespace, key, wait):
+            yield
+
+    @contextlib.contextmanager
+    def _locked(self, lock_path, namespace, key, wait):
+        """Hold the thread lock and the OS lock of ``lock_path``."""
         with self._guard:
             tlock = self._thread_locks.setdefault(lock_path, threading.Lock())
         started = time.monotonic()
@@ -610,6 +618,7 @@ class FileStore(Store):
         except OSError:
             return  # another process is sweeping (it created the marker first)
         wall = self.clock()
+        _sweep_journals(directory, wall)  # pack-made keys' journals (see their region below)
         for name in names:
             path = os.path.join(directory, name)
             lock_path = path[:-5] + ".lock"
@@ -911,8 +920,196 @@ def annotate(output):
     return output
 
 
+# ------------------------------------------- pack-made retry keys (issue 22)
+# A key the pack makes itself (a UUID4 of its own randomness) cannot collide
+# with another caller's, so its record needs no lock and no file of its own:
+# it is appended to a journal. The first 16 hex digits of a made key name
+# the journal that holds its record (a journal per process, a new one every
+# JOURNAL_ENTRIES keys), so reading a record back reads one file. A lost or
+# damaged journal only loses records, which for retry keys makes a later
+# answer more careful ("delivery unknown" on a 409), never a double send.
+# Backends without journals (memory, Redis) keep made records as entries.
+
+#: records per journal before the next made key starts a new one
+JOURNAL_ENTRIES = 10000
+_MADE_KEY = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+
+
+def _store_made_key(self):
+    """A fresh retry key (a random UUID4) whose record ``add_made`` keeps."""
+    return str(uuid.uuid4())
+
+
+def _store_add_made(self, namespace, made, key, value, ttl):
+    """Record ``value`` under ``key`` for a key ``made`` by ``made_key()``
+    of this store (no other call can know it, so no lock is taken)."""
+    self.put(namespace, key, value, ttl)
+
+
+def _store_get_made(self, namespace, made, key):
+    """The live record ``add_made`` kept under ``key``, else None. ``made``
+    may be any string (a caller's key): then there is none."""
+    return self.get(namespace, key)
+
+
+def _store_drop_made(self, namespace, made, key):
+    """Release a made key's record (an accepted-never request)."""
+    self.delete(namespace, key)
+
+
+Store.made_key = _store_made_key
+Store.add_made = _store_add_made
+Store.get_made = _store_get_made
+Store.drop_made = _store_drop_made
+
+
+def _journal_name(made):
+    """The journal file of a made key: its first 16 hex digits."""
+    if not isinstance(made, str) or not _MADE_KEY.match(made):
+        return None
+    return "made-%s.jnl" % made.replace("-", "")[:16]
+
+
+def _file_made_key(self):
+    if self._fallback is not None:
+        return self._fallback.made_key()
+    with self._guard:
+        current = getattr(self, "_journal", None)
+        if current is None or current[1] >= JOURNAL_ENTRIES or current[2] != os.getpid():
+            # a new journal id; the version nibble of a UUID4 is part of it
+            current = [uuid.UUID(bytes=os.urandom(16), version=4).hex[:16], 0, os.getpid()]
+            self._journal = current
+        current[1] += 1
+        prefix = current[0]
+    return str(uuid.UUID(hex=prefix + os.urandom(8).hex(), version=4))
+
+
+def _file_add_made(self, namespace, made, key, value, ttl):
+    if self._fallback is not None:
+        return self._fallback.add_made(namespace, made, key, value, ttl)
+    name = _journal_name(made)
+    if name is None:
+        raise ValueError("add_made takes a key made by made_key()")
+    entry = {"v": 1, "k": key_hash(namespace, key), "exp": self.clock() + self._ttl(ttl), "value": value}
+    # a newline before as well as after: a line left half-written by a crash
+    # ends at the next record's start instead of swallowing that record
+    line = b"\n" + check_entry_size(_dumps(entry).encode("utf-8")) + b"\n"
+    try:
+        path = os.path.join(self._dir(namespace), name)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | _NOFOLLOW, 0o600)
+        try:
+            os.write(fd, line)  # one write of one line with O_APPEND: lines never interleave
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        return self._degrade(exc).add_made(namespace, made, key, value, ttl)
+    self._maybe_sweep(namespace)
+    return None
+
+
+def _file_get_made(self, namespace, made, key):
+    if self._fallback is not None:
+        return self._fallback.get_made(namespace, made, key)
+    name = _journal_name(made)
+    if name is None:
+        return None
+    khash, now, found = key_hash(namespace, key), self.clock(), None
+    try:
+        path = os.path.join(self._dir(namespace), name)
+        with open(path, "rb", opener=lambda p, f: os.open(p, f | _NOFOLLOW)) as fh:
+            data = fh.read()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return self._degrade(exc).get_made(namespace, made, key)
+    needle = ('"k":"%s"' % khash).encode()
+    for line in data.split(b"\n"):
+        if needle not in line:
+            continue
+        try:
+            entry = json.loads(line.decode("utf-8"), parse_constant=_reject_constant)
+        except (ValueError, RecursionError):
+            continue  # a damaged line (a crash halfway through a write) is no record
+        if isinstance(entry, dict) and entry.get("k") == khash and entry.get("value", 0) is None:
+            found = None  # dropped (drop_made), whatever came before
+            continue
+        entry = _valid_entry(entry, khash, now)
+        if entry is not None:
+            found = entry["value"]  # the last live line wins
+    return found
+
+
+def _file_drop_made(self, namespace, made, key):
+    # a null record: it hides every earlier line of the key, expired or not
+    self.add_made(namespace, made, key, None, 60.0)
+
+
+def _sweep_journals(directory, wall):
+    """Remove journals whose every record has expired (called by the sweep)."""
+    try:
+        names = [n for n in os.listdir(directory) if n.startswith("made-") and n.endswith(".jnl")]
+    except OSError:
+        return
+    for name in names:
+        path = os.path.join(directory, name)
+        try:
+            with open(path, "rb", opener=lambda p, f: os.open(p, f | _NOFOLLOW)) as fh:
+                data = fh.read()
+            live = False
+            for line in data.split(b"\n"):
+                try:
+                    entry = json.loads(line.decode("utf-8"), parse_constant=_reject_constant) if line else None
+                except (ValueError, RecursionError):
+                    continue
+                if isinstance(entry, dict) and _finite(entry.get("exp")) and entry["exp"] > wall:
+                    live = True
+                    break
+            if not live:
+                os.unlink(path)
+        except OSError:
+            continue
+
+
+#: lock files shared by the caller-given retry keys' atomic adds (by hash)
+SHARED_LOCKS = 16
+
+
+def _store_add_shared(self, namespace, key, value, ttl, wait=None):
+    """``add_if_absent`` for keys whose lock is held only for the add (a
+    read and a write): backends may let a few keys share a lock."""
+    return self.add_if_absent(namespace, key, value, ttl, wait)
+
+
+def _file_add_shared(self, namespace, key, value, ttl, wait=None):
+    """``add_if_absent`` under one of SHARED_LOCKS lock files picked by the
+    key's hash, instead of a lock file created per key: two keys of a bucket
+    wait for each other only while one of them is read and written."""
+    if self._fallback is not None:
+        return self._fallback.add_if_absent(namespace, key, value, ttl, wait)
+    wait = wait_budget() if wait is None else wait
+    try:
+        khash = key_hash(namespace, key)
+        lock_path = os.path.join(self._dir(namespace), ".shared-%02d.lock" % (int(khash[:8], 16) % SHARED_LOCKS))
+    except OSError as exc:
+        return self._degrade(exc).add_if_absent(namespace, key, value, ttl, wait)
+    with self._locked(lock_path, namespace, key, wait):
+        existing = self.get(namespace, key)
+        if existing is not None:
+            return existing
+        self.put(namespace, key, value, ttl)
+        return None
+
+
+Store.add_shared = _store_add_shared
+FileStore.add_shared = _file_add_shared
+FileStore.made_key = _file_made_key
+FileStore.add_made = _file_add_made
+FileStore.get_made = _file_get_made
+FileStore.drop_made = _file_drop_made
+
+
 __all__ = ["Store", "FileStore", "MemoryStore", "LockTimeout", "StateUnavailable", "StateMisconfigured",
            "EntryTooLarge", "check_at_start", "store", "configure", "private",
            "forget", "annotate", "register_secrets", "skip_fsync", "wait_budget", "state_dir", "key_hash",
-           "valid_token",
+           "valid_token", "JOURNAL_ENTRIES",
            "clamp_lifetime", "DEFAULT_WAIT"]

@@ -217,6 +217,46 @@ def ecma_search(pattern):
     return found
 
 
+#: an anchored pattern whose body cannot match a newline: literal letters
+#: and digits, classes without negation, counted and plain quantifiers
+_JOINABLE = re.compile(r"\^[A-Za-z0-9_\-\[\]{},*+?]*\$\Z")
+_ALL_MATCH = {}
+
+
+def all_match(pattern):
+    """A function telling whether every item of a list is a string that
+    ``pattern`` (ECMA-262, as ``ecma_search``) matches. For an ID rule such
+    as ``^U[0-9a-f]{32}$`` the items are joined with newlines and matched by
+    one compiled regex, ``(?:body\\n)*body``: since the body cannot match a
+    newline and no item holds one (the joined text has exactly n - 1), each
+    line matches the body exactly when each item matches the pattern. Other
+    patterns are searched item by item."""
+    found = _ALL_MATCH.get(pattern)
+    if found is None:
+        search = ecma_search(pattern)
+        if _JOINABLE.match(pattern):
+            body = pattern[1:-1]
+            joined = re.compile("(?:%s\n)*%s" % (body, body)).fullmatch
+
+            def found(values):
+                # in slices: the regex engine keeps a mark per repetition, so
+                # one match over 100,000 items would hold ~10 MiB at once
+                for start in range(0, len(values), 1024):
+                    part = values[start:start + 1024]
+                    try:
+                        text = "\n".join(part)
+                    except TypeError:  # an item that is not a string
+                        return False
+                    if text.count("\n") != len(part) - 1 or joined(text) is None:
+                        return False
+                return True
+        else:
+            def found(values):
+                return set(map(type, values)) <= {str} and all(map(search, values))
+        _ALL_MATCH[pattern] = found
+    return found
+
+
 def _pattern(validator, pattern, instance, schema):
     """The ``pattern`` keyword with ECMA-262's ``$`` (see ``ecma_search``)."""
     if validator.is_type(instance, "string") and ecma_search(pattern)(instance) is None:
@@ -244,11 +284,12 @@ def _plain_string_check(items):
                 pass  # left to the full validator, which reports it
     if isinstance(target, dict) and target.get("type") == "string" and set(target) <= _PLAIN_STRING_KEYS:
         search = ecma_search(target.get("pattern", ""))
+        every = all_match(target.get("pattern", ""))
         low, high = target.get("minLength", 0), target.get("maxLength", float("inf"))
 
         def failing(values):
-            # the common case (every item fine) is decided by C-level loops
-            if set(map(type, values)) <= {str} and all(map(search, values)) and (
+            # the common case (every item fine) is decided by one regex or C-level loops
+            if every(values) and (
                     not values or (min(map(len, values)) >= low and max(map(len, values)) <= high)):
                 return []
             # type(x) is str: a str subclass is simply left to the full validator

@@ -110,25 +110,38 @@ class RememberedKey(LineAction):
         call: a 409 for them is this content's earlier acceptance."""
         return set()
 
-    def remember(self, request, fresh=False):
+    @cached_property
+    def made_keys(self):
+        """Retry keys this call made (``Store.made_key``): their records are
+        in the store's journal of made keys, not per-key entries."""
+        return set()
+
+    def remember(self, request):
         """Record the request's content under its retry key before it is
         sent; refuse (InputError) a key already used for other content.
 
-        ``fresh``: the key is a UUID this call just made (the caller gave
-        none): no record can exist under it and no other call can be adding
-        one, so it is written directly, without the atomic add's lock (a
-        lock file created per key) and read. The caller learns the key from
-        the result and may resend with it, so it is still recorded."""
+        A key this call made (the caller gave none): no record can exist
+        under it and no other call can be adding one, so it is appended to
+        the store's journal of made keys (``Store.add_made``), without a
+        lock or a file of its own. The caller learns the key from the result
+        and may resend with it, so it is still recorded: a resend with it
+        finds that record (``get_made``) and is judged as before."""
         key = request.headers[RETRY_KEY_HEADER]
         digest = content_hash(request.body)
         store = self.key_store
         record = {"sha256": digest}
-        if fresh:
-            store.put(KEY_NAMESPACE, self.key_scope() + "\n" + key, record, KEY_MEMORY_SECONDS)
+        if key in self.made_keys:
+            store.add_made(KEY_NAMESPACE, key, self.key_scope() + "\n" + key, record, KEY_MEMORY_SECONDS)
             return request
+        made = store.get_made(KEY_NAMESPACE, key, self.key_scope() + "\n" + key)
+        if isinstance(made, dict) and isinstance(made.get("sha256"), str):
+            # a resend of a key the pack made for an earlier call
+            if made["sha256"] != digest:
+                raise self.input_error("retry_key", self._reused_key_rule(key))
+            self.known_content.add(key)
         try:
-            existing = store.add_if_absent(KEY_NAMESPACE, self.key_scope() + "\n" + key, record,
-                                           KEY_MEMORY_SECONDS, wait=state.wait_budget())
+            existing = store.add_shared(KEY_NAMESPACE, self.key_scope() + "\n" + key, record,
+                                        KEY_MEMORY_SECONDS, wait=state.wait_budget())
         except state.LockTimeout as exc:
             raise ActionError("the retry key could not be checked; nothing was sent", [dict(
                 request.extra, status_code=0, reason="Retry-key lock wait timed out", response_headers={},
@@ -147,19 +160,31 @@ class RememberedKey(LineAction):
         if not (isinstance(existing, dict) and isinstance(existing.get("sha256"), str)):
             store.put(KEY_NAMESPACE, self.key_scope() + "\n" + key, record, KEY_MEMORY_SECONDS)  # damaged: replace
             return request
-        raise self.input_error("retry_key", (
-            "%s was already used in the last 24 h for a different request (other recipients or other messages): "
-            "LINE would answer 409 (already accepted) and deliver nothing. Use a new retry_key for new content; "
-            "reuse a key only to resend exactly the same inputs" % key))
+        raise self.input_error("retry_key", self._reused_key_rule(key))
+
+    @staticmethod
+    def _reused_key_rule(key):
+        return ("%s was already used in the last 24 h for a different request (other recipients or other messages): "
+                "LINE would answer 409 (already accepted) and deliver nothing. Use a new retry_key for new content; "
+                "reuse a key only to resend exactly the same inputs" % key)
+
+    def _record(self, key):
+        """The record under a retry key of this call (made or given)."""
+        if key in self.made_keys:
+            return self.key_store.get_made(KEY_NAMESPACE, key, self.key_scope() + "\n" + key)
+        return self.key_store.get(KEY_NAMESPACE, self.key_scope() + "\n" + key)
 
     def forget(self, request):
         """Release the key's record if it still holds this request's content:
         LINE keeps only accepted keys, so after a request it surely did not
         accept the key may carry corrected content."""
-        key = self.key_scope() + "\n" + request.headers[RETRY_KEY_HEADER]
-        record = self.key_store.get(KEY_NAMESPACE, key)
+        key = request.headers[RETRY_KEY_HEADER]
+        record = self._record(key)
         if isinstance(record, dict) and record.get("sha256") == content_hash(request.body):
-            self.key_store.delete(KEY_NAMESPACE, key)
+            if key in self.made_keys:
+                self.key_store.drop_made(KEY_NAMESPACE, key, self.key_scope() + "\n" + key)
+            else:
+                self.key_store.delete(KEY_NAMESPACE, self.key_scope() + "\n" + key)
 
     def accepted_is_ours(self, request, result):
         key = request.headers[RETRY_KEY_HEADER]
@@ -167,7 +192,7 @@ class RememberedKey(LineAction):
             return True
         # this call made the record; a concurrent call of this store that sent
         # the same content under the key marked it "joined" before sending
-        record = self.key_store.get(KEY_NAMESPACE, self.key_scope() + "\n" + key)
+        record = self._record(key)
         if isinstance(record, dict) and record.get("joined") and record.get("sha256") == content_hash(request.body):
             return True
         return super().accepted_is_ours(request, result)
@@ -200,9 +225,14 @@ class RememberedKey(LineAction):
 
     def execute(self, inputs):
         self.key_store  # noqa: B018 - bind the run's store before any worker thread starts
+        if not inputs.get("retry_key"):
+            # the pack's own key, made by the store that keeps its record
+            made = self.key_store.made_key()
+            self.made_keys.add(made)
+            inputs = dict(inputs, retry_key=made)
         requests = self.build(inputs)
         for request in requests:
-            self.remember(request, fresh=not inputs.get("retry_key"))
+            self.remember(request)
         return self.send_all(requests)
 
 
