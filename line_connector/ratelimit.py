@@ -71,6 +71,8 @@ LIMITS = (
     ("DELETE", "/v2/bot/richmenu/{richMenuId}", 100, HOUR, "#delete-rich-menu"),
     ("POST", "/v2/bot/richmenu/batch", 3, HOUR, "#batch-control-rich-menus-of-users"),
     ("POST", "/v2/bot/message/multicast", 200, SECOND, "#send-multicast-message"),
+    ("PUT", "/v2/bot/channel/webhook/endpoint", 1000, MINUTE, "#set-webhook-endpoint-url"),
+    ("GET", "/v2/bot/channel/webhook/endpoint", 1000, MINUTE, "#get-webhook-endpoint-information"),
 )
 #: every endpoint not in LIMITS (REFERENCE + "#rate-limits": "Other API endpoints")
 OTHER_LIMIT = (2000, SECOND)
@@ -162,9 +164,12 @@ def _tell(kind, label, amount, cause=None):
 RATE_TEXT = "The API rate limit has been exceeded. Try again later."
 MONTHLY_TEXT = "You have reached your monthly limit."
 ADDITIONAL_TEXT = "You have exceeded the target limit for additional messages."
-#: what the sandbox answers for a concurrency limit (LINE's pages name the
-#: cause "the limit on the number of concurrent operations")
-CONCURRENCY_TEXT = "The number of concurrent operations has exceeded the limit. Try again later."
+#: LINE's concurrency-limit text (the audience upload endpoints; the 429 page
+#: names the cause "the limit on the number of concurrent operations")
+CONCURRENCY_TEXT = "The limit on the number of concurrent operations has exceeded."
+#: a concurrency refusal worded otherwise: these phrases only, never a bare
+#: "concurren" (which would also match unrelated texts)
+_CONCURRENCY_PHRASES = ("concurrent operations", "concurrent requests")
 #: causes LINE asks to retry later (it processed nothing)
 RETRIED = frozenset({"rate", "concurrency"})
 
@@ -178,7 +183,7 @@ def cause_of_429(body):
     text = message.lower()
     if "rate limit" in text:
         return "rate"
-    if "concurren" in text:
+    if any(phrase in text for phrase in _CONCURRENCY_PHRASES):
         return "concurrency"
     if "monthly limit" in text:
         return "monthly"
