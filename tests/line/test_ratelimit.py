@@ -431,3 +431,18 @@ def test_429_causes_are_read_from_lines_texts():
     assert "concurrency" in ratelimit.RETRIED and "monthly" not in ratelimit.RETRIED
     note = ratelimit.note_for_429({"json_body": {"message": "You have reached your monthly limit."}})
     assert "not retried" in note and "line_get_quota" in note and "line_get_consumption" in note
+
+
+def test_the_limiter_uses_only_the_stores_public_take_token(tmp_path):
+    """ratelimit.py holds no store internals: every backend answers
+    ``take_token`` (memory, file here; Redis in the fleet tests)."""
+    import inspect
+
+    source = inspect.getsource(ratelimit)
+    assert "store._" not in source and "_client" not in source
+    for store in (state.MemoryStore(), state.FileStore(str(tmp_path / "state"))):
+        key = "channel\nPOST /v2/bot/message/multicast"
+        assert store.take_token(key, 10.0, 1.0, 5.0) is None
+        wait = store.take_token(key, 10.0, 1.0, 5.0)
+        assert 0.05 <= wait <= 0.11
+        assert store.take_token(key, 10.0, 1.0, 0.01) < 0  # past max_wait: refused, nothing reserved
