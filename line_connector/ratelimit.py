@@ -107,8 +107,10 @@ def bucket_shape(limit, per, factor):
     A share below one request per window (a tiny factor on an hourly
     limit) still lets one request through, then ``share`` per window."""
     allowed = limit * factor
-    share = 0.1 if per <= SECOND else 0.5
-    burst = max(1.0, math.floor(allowed * share))
+    if per <= SECOND:
+        burst = max(1.0, math.floor(allowed * 0.1))
+    else:  # half the share, rounded up (3 per hour x 0.8: a burst of 2, not 1)
+        burst = max(1.0, math.ceil(allowed * 0.5))
     refill = (allowed - burst if allowed > burst else allowed) / per
     return burst, max(refill, 1e-9)
 

@@ -446,3 +446,12 @@ def test_the_limiter_uses_only_the_stores_public_take_token(tmp_path):
         wait = store.take_token(key, 10.0, 1.0, 5.0)
         assert 0.05 <= wait <= 0.11
         assert store.take_token(key, 10.0, 1.0, 0.01) < 0  # past max_wait: refused, nothing reserved
+
+
+def test_minute_and_hour_limits_burst_half_their_share_so_small_hourly_limits_are_not_pinned_to_one():
+    """Reference #rate-limits: batch control of rich menus, 3 requests per
+    hour; x 0.8 = 2.4 an hour: a burst of 2 (half, rounded up), 0.4 refilled."""
+    burst, rate = ratelimit.bucket_shape(3, 3600.0, 0.8)
+    assert burst == 2 and abs(rate * 3600 - 0.4) < 1e-9
+    assert ratelimit.bucket_shape(60, 3600.0, 0.8)[0] == 24  # broadcast: 48 an hour, 24 at once
+    assert ratelimit.bucket_shape(200, 1.0, 0.8)[0] == 16  # per second: 10 % of 160
