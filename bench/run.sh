@@ -34,4 +34,7 @@ python bench.py ${pass[@]+"${pass[@]}"} --json "$rows/core.json" || echo "bench:
 python bench_state.py ${pass[@]+"${pass[@]}"} || echo "bench: bench_state.py failed" >&2
 # the HTTP service vs run_action (issue 14); starts its own serve and sandbox
 python bench_service.py ${pass[@]+"${pass[@]}"} --json "$rows/service.json" || echo "bench: bench_service.py failed" >&2
-python report.py ${check[@]+"${check[@]}"} --load-before "$load_before" "$rows/core.json" "$rows/service.json"
+# the rate limiter's cost on a warm push, and a token take on files / Redis (issue 23)
+python bench_ratelimit.py ${pass[@]+"${pass[@]}"} --json "$rows/ratelimit.json" || echo "bench: bench_ratelimit.py failed" >&2
+python report.py ${check[@]+"${check[@]}"} --load-before "$load_before" "$rows/core.json" "$rows/service.json" \
+  "$rows/ratelimit.json"

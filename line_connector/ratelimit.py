@@ -43,15 +43,11 @@ limit is never retried (``cause_of_429``, ``note_for_429``).
 import contextvars
 import hashlib
 import math
-import os
 import re
-import struct
-import threading
 import time
 from contextlib import contextmanager
 from functools import lru_cache
 
-from .state import FileStore, MemoryStore, _os_lock, _os_unlock, key_hash
 
 SECOND, MINUTE, HOUR = 1.0, 60.0, 3600.0
 REFERENCE = "https://developers.line.biz/en/reference/messaging-api/"
@@ -71,6 +67,8 @@ LIMITS = (
     ("DELETE", "/v2/bot/richmenu/{richMenuId}", 100, HOUR, "#delete-rich-menu"),
     ("POST", "/v2/bot/richmenu/batch", 3, HOUR, "#batch-control-rich-menus-of-users"),
     ("POST", "/v2/bot/message/multicast", 200, SECOND, "#send-multicast-message"),
+    ("PUT", "/v2/bot/channel/webhook/endpoint", 1000, MINUTE, "#set-webhook-endpoint-url"),
+    ("GET", "/v2/bot/channel/webhook/endpoint", 1000, MINUTE, "#get-webhook-endpoint-information"),
 )
 #: every endpoint not in LIMITS (REFERENCE + "#rate-limits": "Other API endpoints")
 OTHER_LIMIT = (2000, SECOND)
@@ -109,8 +107,10 @@ def bucket_shape(limit, per, factor):
     A share below one request per window (a tiny factor on an hourly
     limit) still lets one request through, then ``share`` per window."""
     allowed = limit * factor
-    share = 0.1 if per <= SECOND else 0.5
-    burst = max(1.0, math.floor(allowed * share))
+    if per <= SECOND:
+        burst = max(1.0, math.floor(allowed * 0.1))
+    else:  # half the share, rounded up (3 per hour x 0.8: a burst of 2, not 1)
+        burst = max(1.0, math.ceil(allowed * 0.5))
     refill = (allowed - burst if allowed > burst else allowed) / per
     return burst, max(refill, 1e-9)
 
@@ -162,9 +162,12 @@ def _tell(kind, label, amount, cause=None):
 RATE_TEXT = "The API rate limit has been exceeded. Try again later."
 MONTHLY_TEXT = "You have reached your monthly limit."
 ADDITIONAL_TEXT = "You have exceeded the target limit for additional messages."
-#: what the sandbox answers for a concurrency limit (LINE's pages name the
-#: cause "the limit on the number of concurrent operations")
-CONCURRENCY_TEXT = "The number of concurrent operations has exceeded the limit. Try again later."
+#: LINE's concurrency-limit text (the audience upload endpoints; the 429 page
+#: names the cause "the limit on the number of concurrent operations")
+CONCURRENCY_TEXT = "The limit on the number of concurrent operations has exceeded."
+#: a concurrency refusal worded otherwise: these phrases only, never a bare
+#: "concurren" (which would also match unrelated texts)
+_CONCURRENCY_PHRASES = ("concurrent operations", "concurrent requests")
 #: causes LINE asks to retry later (it processed nothing)
 RETRIED = frozenset({"rate", "concurrency"})
 
@@ -178,7 +181,7 @@ def cause_of_429(body):
     text = message.lower()
     if "rate limit" in text:
         return "rate"
-    if "concurren" in text:
+    if any(phrase in text for phrase in _CONCURRENCY_PHRASES):
         return "concurrency"
     if "monthly limit" in text:
         return "monthly"
@@ -267,176 +270,4 @@ def take(store, key, rate, burst, max_wait):
     there, the seconds until its turn (reserved) when the bucket was empty,
     or minus the seconds it would take when that is more than ``max_wait``
     (nothing reserved)."""
-    if isinstance(store, FileStore):
-        return _file_take(store, key, rate, burst, max_wait)
-    if isinstance(store, MemoryStore):
-        return _memory_take(store, key, rate, burst, max_wait)
-    if hasattr(store, "_client"):  # RedisStore (not imported: redis is an optional dependency)
-        return _redis_take(store, key, rate, burst, max_wait)
-    return _memory_take(store, key, rate, burst, max_wait)
-
-
-def _step(tokens, stamp, now, rate, burst, max_wait):
-    """The bucket arithmetic: (new tokens, new stamp, result as ``take``)."""
-    if now > stamp:
-        tokens = min(burst, tokens + (now - stamp) * rate)
-        stamp = now
-    tokens = min(tokens, burst)
-    if tokens >= 1.0:
-        return tokens - 1.0, stamp, None
-    wait = (1.0 - tokens) / rate
-    if wait > max_wait:
-        return tokens, stamp, -wait
-    return tokens - 1.0, stamp, wait
-
-
-# ------------------------------------------------------------------ memory
-_MEMORY = {}
-_MEMORY_GUARD = threading.Lock()
-
-
-def _memory_take(store, key, rate, burst, max_wait):
-    with _MEMORY_GUARD:
-        slot = (id(store), key)
-        tokens, stamp = _MEMORY.get(slot, (burst, time.monotonic()))
-        tokens, stamp, out = _step(tokens, stamp, time.monotonic(), rate, burst, max_wait)
-        _MEMORY[slot] = (tokens, stamp)
-        return out
-
-
-# ------------------------------------------------------------------ files
-_RECORD = struct.Struct("<dd")  # tokens, stamp (wall clock: shared by the machine's processes)
-_FILES = {}
-_FILES_GUARD = threading.Lock()
-MAX_OPEN_BUCKETS = 256
-
-
-def _bucket_file(store, key):
-    """(fd, thread lock, transient) of the bucket file: opened once per
-    process and kept while the file is still linked (someone removing the
-    state directory unlinks it: then it is opened anew), up to
-    MAX_OPEN_BUCKETS; past that opened per call (``transient``: the caller
-    closes it)."""
-    slot = (store.root, key)
-    with _FILES_GUARD:
-        found = _FILES.get(slot)
-        if found is not None:
-            if os.fstat(found[0]).st_nlink > 0:
-                return found[0], found[1], False
-            # removed: the old descriptor is left open (another thread may be
-            # using it right now, and closing it could hand its number to
-            # another file); this happens only when the directory is removed
-            del _FILES[slot]
-            store._ready.discard(NAMESPACE)
-        path = os.path.join(store._dir(NAMESPACE), key_hash(NAMESPACE, key) + ".bucket")
-        if len(_FILES) >= MAX_OPEN_BUCKETS:
-            return store._open_lock(path), threading.Lock(), True
-        found = _FILES[slot] = (store._open_lock(path), threading.Lock())
-        return found[0], found[1], False
-
-
-def _file_take(store, key, rate, burst, max_wait):
-    if store._fallback is not None:
-        return _memory_take(store._fallback, key, rate, burst, max_wait)
-    try:
-        fd, tlock, transient = _bucket_file(store, key)
-        try:
-            return _locked_take(fd, tlock, rate, burst, max_wait)
-        finally:
-            if transient:
-                os.close(fd)
-    except OSError as exc:
-        return _memory_take(store._degrade(exc), key, rate, burst, max_wait)
-
-
-if hasattr(os, "pread"):
-    def _pread(fd, size):
-        return os.pread(fd, size, 0)
-
-    def _pwrite(fd, data):
-        os.pwrite(fd, data, 0)
-else:  # Windows: the same under the lock, in two calls
-    def _pread(fd, size):
-        os.lseek(fd, 0, os.SEEK_SET)
-        return os.read(fd, size)
-
-    def _pwrite(fd, data):
-        os.lseek(fd, 0, os.SEEK_SET)
-        os.write(fd, data)
-
-
-def _locked_take(fd, tlock, rate, burst, max_wait):
-    with tlock:  # an OS lock is per open file: the threads of this process take turns first
-        started = time.monotonic()
-        pause = 0.0002
-        while not _os_lock(fd):
-            # holders keep it for microseconds; one that is stopped must not hang us
-            if time.monotonic() - started > max(1.0, max_wait):
-                return -(time.monotonic() - started)
-            time.sleep(pause)
-            pause = min(pause * 2, 0.01)
-        try:
-            raw = _pread(fd, _RECORD.size)
-            now = time.time()
-            if not raw:
-                tokens, stamp = burst, now  # a new bucket starts full
-            else:
-                tokens, stamp = _RECORD.unpack(raw) if len(raw) == _RECORD.size else (0.0, now)
-                if not (math.isfinite(tokens) and math.isfinite(stamp)) or stamp > now + 3600:
-                    tokens, stamp = 0.0, now  # damaged: an empty bucket, the safe side
-            tokens, stamp, out = _step(tokens, stamp, now, rate, burst, max_wait)
-            _pwrite(fd, _RECORD.pack(tokens, stamp))
-            return out
-        finally:
-            _os_unlock(fd)
-
-
-# ------------------------------------------------------------------ Redis
-# KEYS[1]: the bucket, a string "<tokens> <stamp>"; ARGV: rate, burst, max
-# wait, ttl ms. Redis's clock (TIME), so machines with skewed clocks share
-# one bucket correctly. Returns a string: "" (a token was there), the wait
-# (reserved) or "-wait" (refused, nothing reserved). A value of another
-# shape or type is an empty bucket (the safe side).
-_TAKE = """
-local now = redis.call('TIME')
-now = tonumber(now[1]) + tonumber(now[2]) / 1000000
-local rate, burst, maxw = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local got = redis.pcall('GET', KEYS[1])
-local tokens, stamp = burst, now
-if type(got) == 'string' then
-  local t, s = string.match(got, '^(%-?[0-9.e+-]+) ([0-9.e+-]+)$')
-  tokens, stamp = tonumber(t), tonumber(s)
-  if tokens == nil or stamp == nil or tokens ~= tokens or stamp ~= stamp or stamp > now + 3600 then
-    tokens, stamp = 0, now
-  end
-elseif type(got) == 'table' and got.err then
-  redis.call('DEL', KEYS[1])
-  tokens, stamp = 0, now
-end
-if now > stamp then
-  tokens = math.min(burst, tokens + (now - stamp) * rate)
-  stamp = now
-end
-if tokens > burst then tokens = burst end
-local out = ''
-if tokens < 1 then
-  local wait = (1 - tokens) / rate
-  if wait > maxw then return '-' .. string.format('%.6f', wait) end
-  out = string.format('%.6f', wait)
-end
-redis.call('SET', KEYS[1], string.format('%.9f %.6f', tokens - 1, stamp), 'PX', ARGV[4])
-return out
-"""
-
-
-def _redis_take(store, key, rate, burst, max_wait):
-    script = getattr(store, "_lc_take", None)
-    if script is None:
-        script = store._lc_take = store._client.register_script(_TAKE)
-    rkey = "%s:%s:%s" % (store.prefix, NAMESPACE, key_hash(NAMESPACE, key))
-    ttl_ms = int((burst / rate + 60.0) * 1000)
-    raw = store._call("rate limiting", script, keys=[rkey],
-                      args=[repr(float(rate)), repr(float(burst)), repr(float(max_wait)), ttl_ms])
-    text = raw.decode("ascii") if isinstance(raw, bytes) else str(raw or "")
-    return float(text) if text else None
-
+    return store.take_token(key, rate, burst, max_wait)

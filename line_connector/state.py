@@ -55,6 +55,7 @@ import os
 import re
 import shutil
 import stat
+import struct
 import tempfile
 import threading
 import time
@@ -216,6 +217,14 @@ class Store:
                 return existing
             self.put(namespace, key, value, ttl)
             return None
+
+    def take_token(self, key, rate, burst, max_wait):
+        """Take one token of the bucket ``key`` (refilled at ``rate`` per
+        second up to ``burst``): None when one was there, the seconds until
+        its turn (reserved: waiters are served in order) when it was empty,
+        or minus the seconds it would take when that is past ``max_wait``
+        (nothing reserved). This process only, unless a backend overrides it."""
+        return _memory_take(self, key, rate, burst, max_wait)
 
     @staticmethod
     def _ttl(ttl):
@@ -464,6 +473,10 @@ class FileStore(Store):
             raise
 
     # ------------------------------------------------------------ interface
+    def take_token(self, key, rate, burst, max_wait):
+        """``Store.take_token``, shared by every process of the machine."""
+        return _file_take(self, key, rate, burst, max_wait)
+
     def get(self, namespace, key):
         if self._fallback is not None:
             return self._fallback.get(namespace, key)
@@ -1113,3 +1126,123 @@ __all__ = ["Store", "FileStore", "MemoryStore", "LockTimeout", "StateUnavailable
            "forget", "annotate", "register_secrets", "skip_fsync", "wait_budget", "state_dir", "key_hash",
            "valid_token", "JOURNAL_ENTRIES",
            "clamp_lifetime", "DEFAULT_WAIT"]
+
+
+# ------------------------------------------------------------------ token buckets
+# The store operation behind ``Store.take_token`` (line_connector/ratelimit.py,
+# SPEC 13): one bucket record per key, in the process (memory) or in a file of
+# ``<state dir>/ratelimit/`` under an OS lock (every process of the machine).
+BUCKET_NAMESPACE = "ratelimit"
+
+
+def _bucket_step(tokens, stamp, now, rate, burst, max_wait):
+    """The bucket arithmetic: (new tokens, new stamp, result as ``take``)."""
+    if now > stamp:
+        tokens = min(burst, tokens + (now - stamp) * rate)
+        stamp = now
+    tokens = min(tokens, burst)
+    if tokens >= 1.0:
+        return tokens - 1.0, stamp, None
+    wait = (1.0 - tokens) / rate
+    if wait > max_wait:
+        return tokens, stamp, -wait
+    return tokens - 1.0, stamp, wait
+
+
+_BUCKET_MEMORY = {}
+_BUCKET_MEMORY_GUARD = threading.Lock()
+
+
+def _memory_take(store, key, rate, burst, max_wait):
+    with _BUCKET_MEMORY_GUARD:
+        slot = (id(store), key)
+        tokens, stamp = _BUCKET_MEMORY.get(slot, (burst, time.monotonic()))
+        tokens, stamp, out = _bucket_step(tokens, stamp, time.monotonic(), rate, burst, max_wait)
+        _BUCKET_MEMORY[slot] = (tokens, stamp)
+        return out
+
+
+_BUCKET_RECORD = struct.Struct("<dd")  # tokens, stamp (wall clock: shared by the machine's processes)
+_BUCKET_FILES = {}
+_BUCKET_FILES_GUARD = threading.Lock()
+MAX_OPEN_BUCKETS = 256
+
+
+def _bucket_file(store, key):
+    """(fd, thread lock, transient) of the bucket file: opened once per
+    process and kept while the file is still linked (someone removing the
+    state directory unlinks it: then it is opened anew), up to
+    MAX_OPEN_BUCKETS; past that opened per call (``transient``: the caller
+    closes it)."""
+    slot = (store.root, key)
+    with _BUCKET_FILES_GUARD:
+        found = _BUCKET_FILES.get(slot)
+        if found is not None:
+            if os.fstat(found[0]).st_nlink > 0:
+                return found[0], found[1], False
+            # removed: the old descriptor is left open (another thread may be
+            # using it right now, and closing it could hand its number to
+            # another file); this happens only when the directory is removed
+            del _BUCKET_FILES[slot]
+            store._ready.discard(BUCKET_NAMESPACE)
+        path = os.path.join(store._dir(BUCKET_NAMESPACE), key_hash(BUCKET_NAMESPACE, key) + ".bucket")
+        if len(_BUCKET_FILES) >= MAX_OPEN_BUCKETS:
+            return store._open_lock(path), threading.Lock(), True
+        found = _BUCKET_FILES[slot] = (store._open_lock(path), threading.Lock())
+        return found[0], found[1], False
+
+
+def _file_take(store, key, rate, burst, max_wait):
+    if store._fallback is not None:
+        return _memory_take(store._fallback, key, rate, burst, max_wait)
+    try:
+        fd, tlock, transient = _bucket_file(store, key)
+        try:
+            return _locked_take(fd, tlock, rate, burst, max_wait)
+        finally:
+            if transient:
+                os.close(fd)
+    except OSError as exc:
+        return _memory_take(store._degrade(exc), key, rate, burst, max_wait)
+
+
+if hasattr(os, "pread"):
+    def _pread(fd, size):
+        return os.pread(fd, size, 0)
+
+    def _pwrite(fd, data):
+        os.pwrite(fd, data, 0)
+else:  # Windows: the same under the lock, in two calls
+    def _pread(fd, size):
+        os.lseek(fd, 0, os.SEEK_SET)
+        return os.read(fd, size)
+
+    def _pwrite(fd, data):
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.write(fd, data)
+
+
+def _locked_take(fd, tlock, rate, burst, max_wait):
+    with tlock:  # an OS lock is per open file: the threads of this process take turns first
+        started = time.monotonic()
+        pause = 0.0002
+        while not _os_lock(fd):
+            # holders keep it for microseconds; one that is stopped must not hang us
+            if time.monotonic() - started > max(1.0, max_wait):
+                return -(time.monotonic() - started)
+            time.sleep(pause)
+            pause = min(pause * 2, 0.01)
+        try:
+            raw = _pread(fd, _BUCKET_RECORD.size)
+            now = time.time()
+            if not raw:
+                tokens, stamp = burst, now  # a new bucket starts full
+            else:
+                tokens, stamp = _BUCKET_RECORD.unpack(raw) if len(raw) == _BUCKET_RECORD.size else (0.0, now)
+                if not (math.isfinite(tokens) and math.isfinite(stamp)) or stamp > now + 3600:
+                    tokens, stamp = 0.0, now  # damaged: an empty bucket, the safe side
+            tokens, stamp, out = _bucket_step(tokens, stamp, now, rate, burst, max_wait)
+            _pwrite(fd, _BUCKET_RECORD.pack(tokens, stamp))
+            return out
+        finally:
+            _os_unlock(fd)

@@ -54,7 +54,8 @@ from urllib.parse import urlsplit
 from .errors import InputError
 from .output import SERVICE_EXTRA_HINT
 from .state import (DEFAULT_WAIT, MAX_ENTRY_BYTES, LockTimeout, StateMisconfigured, StateUnavailable, Store,
-                    _check_ns, _dumps, _finite, _reject_constant, check_entry_size, key_hash, wait_budget)
+                    BUCKET_NAMESPACE, _check_ns, _dumps, _finite, _reject_constant, check_entry_size, key_hash,
+                    wait_budget)
 
 #: seconds to open a TCP (and TLS) connection to Redis
 CONNECT_TIMEOUT = 2.0
@@ -187,11 +188,51 @@ def parse_url(url, path):
     return parts.hostname, port or 6379, int(db) if db else 0
 
 
+# token buckets (``take_token``; line_connector/ratelimit.py)
+# KEYS[1]: the bucket, a string "<tokens> <stamp>"; ARGV: rate, burst, max
+# wait, ttl ms. Redis's clock (TIME), so machines with skewed clocks share
+# one bucket correctly. Returns a string: "" (a token was there), the wait
+# (reserved) or "-wait" (refused, nothing reserved). A value of another
+# shape or type is an empty bucket (the safe side).
+_TAKE_TOKEN = """
+local now = redis.call('TIME')
+now = tonumber(now[1]) + tonumber(now[2]) / 1000000
+local rate, burst, maxw = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local got = redis.pcall('GET', KEYS[1])
+local tokens, stamp = burst, now
+if type(got) == 'string' then
+  local t, s = string.match(got, '^(%-?[0-9.e+-]+) ([0-9.e+-]+)$')
+  tokens, stamp = tonumber(t), tonumber(s)
+  if tokens == nil or stamp == nil or tokens ~= tokens or stamp ~= stamp or stamp > now + 3600 then
+    tokens, stamp = 0, now
+  end
+elseif type(got) == 'table' and got.err then
+  redis.call('DEL', KEYS[1])
+  tokens, stamp = 0, now
+end
+if now > stamp then
+  tokens = math.min(burst, tokens + (now - stamp) * rate)
+  stamp = now
+end
+if tokens > burst then tokens = burst end
+local out = ''
+if tokens < 1 then
+  local wait = (1 - tokens) / rate
+  if wait > maxw then return '-' .. string.format('%.6f', wait) end
+  out = string.format('%.6f', wait)
+end
+redis.call('SET', KEYS[1], string.format('%.9f %.6f', tokens - 1, stamp), 'PX', ARGV[4])
+return out
+"""
+
+
+
 class RedisStore(Store):
     """A state store in Redis; see the module docstring."""
 
     shared = True
     note = None
+    _take_token_script = None
 
     def __init__(self, url, path="env.LINE_CONNECTOR_STATE", prefix=PREFIX):
         host, port, db = parse_url(url, path)
@@ -268,6 +309,19 @@ class RedisStore(Store):
         except OSError as exc:  # a socket error redis-py did not wrap
             error = self._unavailable(exc, doing)
         raise error  # outside the except block: no chained original (its args may hold the URL)
+
+    def take_token(self, key, rate, burst, max_wait):
+        """``Store.take_token``, shared by every replica and machine: one Lua
+        script, atomic, on Redis's clock."""
+        script = self._take_token_script
+        if script is None:
+            script = self._take_token_script = self._client.register_script(_TAKE_TOKEN)
+        rkey = "%s:%s:%s" % (self.prefix, BUCKET_NAMESPACE, key_hash(BUCKET_NAMESPACE, key))
+        ttl_ms = int((burst / rate + 60.0) * 1000)
+        raw = self._call("rate limiting", script, keys=[rkey],
+                         args=[repr(float(rate)), repr(float(burst)), repr(float(max_wait)), ttl_ms])
+        text = raw.decode("ascii") if isinstance(raw, bytes) else str(raw or "")
+        return float(text) if text else None
 
     def _call(self, doing, fn, *args, **kwargs):
         if not self.verified:

@@ -58,10 +58,11 @@ class _Upload(ChunkedAction, LineAction):
         if "uploadDescription" in inputs:
             body["uploadDescription"] = inputs["uploadDescription"]
         request = self.line_request(body=body, path="/v2/bot/audienceGroup/upload", field="audiences",
-                                    extra=self.chunk_extra(index, chunk, total))
-        # PUT even from CreateAudience (a POST action); a repeat of the same
-        # PUT adds no one new (see the module docstring), so it is resent like a read
-        return request.replace(method="PUT", retry=SAFE_RETRY)
+                                    extra=self.chunk_extra(index, chunk, total), method="PUT")
+        # PUT even from CreateAudience (a POST action), paced by the PUT
+        # endpoint's rate limit; a repeat of the same PUT adds no one new (see
+        # the module docstring), so it is resent like a read
+        return request.replace(retry=SAFE_RETRY)
 
 
 class CreateAudience(_Upload):

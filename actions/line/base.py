@@ -127,11 +127,13 @@ class LineAction(Action):
         return base.rstrip("/") + path
 
     def line_request(self, body=None, params=None, key=None, extra=None, path=None, data=None,
-                     content_type=None, field="messages"):
+                     content_type=None, field="messages", method=None):
         """One LINE request. ``key``: the caller's retry key (a fresh UUID if
         None). ``body``: JSON (refused before sending past 2 MB, naming the
         input ``field`` that makes it large); ``data``: raw bytes or a file
-        object sent as is, with ``content_type``."""
+        object sent as is, with ``content_type``. ``method``: another than
+        the action's (its rate-limit bucket is that method's endpoint's)."""
+        method = method or self.method
         headers, extra = {}, dict(extra or {})
         if data is not None:
             headers["Content-Type"] = content_type or "application/octet-stream"
@@ -145,10 +147,10 @@ class LineAction(Action):
             key = key or str(uuid.uuid4())
             headers[RETRY_KEY_HEADER] = key
             extra["retry_key"] = key
-        idempotent = self.idempotent if self.idempotent is not None else (self.method == "GET" or self.retry_key)
-        limiter = ratelimit.Limiter(self.channel, self.method, path or self.path,
+        idempotent = self.idempotent if self.idempotent is not None else (method == "GET" or self.retry_key)
+        limiter = ratelimit.Limiter(self.channel, method, path or self.path,
                                     self.asset.get("rate_limit_factor", ratelimit.DEFAULT_FACTOR))
-        return Request(self.method, self.url(path or self.path), params=params, headers=headers, body=data,
+        return Request(method, self.url(path or self.path), params=params, headers=headers, body=data,
                        retry=SAFE_RETRY if idempotent else UNSENT_ONLY, auth=self.auth, extra=extra,
                        limiter=limiter)
 

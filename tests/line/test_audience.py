@@ -464,3 +464,26 @@ def test_a_failed_page_keeps_the_items_of_the_pages_before_it():
     out = info.value.output
     assert [r["ok"] for r in out] == [True, True, False] and out[-1]["status_code"] == 500
     assert out[-1]["pages_fetched"] == 2 and [a["audienceGroupId"] for a in out[-1]["all_items"]] == [1, 2]
+
+
+@responses.activate
+def test_the_follow_up_puts_of_create_audience_are_paced_by_the_put_endpoints_limit(monkeypatch):
+    """LINE's reference (#rate-limits) limits each endpoint, the method
+    included ("Even if the endpoint URL is the same, it is a different
+    endpoint if the HTTP method is different"): the PUT chunks of a create
+    take the bucket of #update-upload-audience-group, not the POST's."""
+    from line_connector import ratelimit
+
+    taken = []
+    original = ratelimit.Limiter.wait
+
+    def wait(self, max_wait):
+        taken.append(self.endpoint)
+        return original(self, max_wait)
+
+    monkeypatch.setattr(ratelimit.Limiter, "wait", wait)
+    responses.post(UPLOAD, status=202, json=created_answer(987654321))
+    responses.put(UPLOAD, status=202, json={})
+    run("line_create_audience", {"description": "INC-1042", "userIds": ids(15000)})
+    assert [c.request.method for c in responses.calls] == ["POST", "PUT"]
+    assert taken == ["POST /v2/bot/audienceGroup/upload", "PUT /v2/bot/audienceGroup/upload"]

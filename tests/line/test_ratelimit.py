@@ -385,3 +385,73 @@ def test_a_removed_state_directory_gets_a_new_bucket_file_never_a_stale_one(tmp_
     assert ratelimit.take(store, key, 10.0, 1.0, 5.0) is None  # a new bucket, in a file that exists
     path = os.path.join(root, "ratelimit", state.key_hash("ratelimit", key) + ".bucket")
     assert os.path.getsize(path) == 16 and store.shared
+
+
+# LINE's Messaging API reference, "Rate limits"
+# (https://developers.line.biz/en/reference/messaging-api/#rate-limits): the
+# table's limit column, quoted. Every row of LIMITS must carry one of them.
+REFERENCE_LIMIT_ROWS = """60 requests per hour
+60 requests per minute
+1,000 requests per minute
+100 requests per hour *
+3 requests per hour
+200 requests per second
+100 requests per second
+370 requests per second
+Other API endpoints2,000 requests per second"""
+
+
+def test_the_table_uses_only_the_rows_quoted_from_lines_reference():
+    import re as _re
+    quoted = set()
+    for line in REFERENCE_LIMIT_ROWS.splitlines():
+        number, unit = _re.search(r"([\d,]+) requests per (second|minute|hour)", line).groups()
+        quoted.add((int(number.replace(",", "")), {"second": 1.0, "minute": 60.0, "hour": 3600.0}[unit]))
+    for method, path, limit, per, anchor in ratelimit.LIMITS:
+        assert (limit, per) in quoted, (method, path, limit, per, anchor)
+    assert ratelimit.OTHER_LIMIT in quoted
+    # the webhook endpoint settings are on the 1,000 per minute row
+    assert ratelimit.endpoint_of("PUT", "/v2/bot/channel/webhook/endpoint")[2:] == (1000, 60.0)
+    assert ratelimit.endpoint_of("GET", "/v2/bot/channel/webhook/endpoint")[2:] == (1000, 60.0)
+
+
+def test_429_causes_are_read_from_lines_texts():
+    """LINE's "Handle HTTP status code 429 errors in the Messaging API"
+    (https://developers.line.biz/en/docs/messaging-api/handling-http-429-errors/):
+    the cause is the body's message; rate and concurrency are retried, the
+    monthly limit never."""
+    cause = ratelimit.cause_of_429
+    assert cause({"message": "The API rate limit has been exceeded. Try again later."}) == "rate"
+    assert cause({"message": "You have reached your monthly limit."}) == "monthly"
+    assert cause({"message": ratelimit.CONCURRENCY_TEXT}) == "concurrency"
+    assert cause({"message": "The limit on the number of concurrent operations has exceeded."}) == "concurrency"
+    assert cause({"message": "Too many concurrent requests"}) == "concurrency"
+    # a loose match on "concurren" would retry texts LINE does not ask to retry
+    assert cause({"message": "Concurrency settings are invalid"}) == "unknown"
+    assert "concurrency" in ratelimit.RETRIED and "monthly" not in ratelimit.RETRIED
+    note = ratelimit.note_for_429({"json_body": {"message": "You have reached your monthly limit."}})
+    assert "not retried" in note and "line_get_quota" in note and "line_get_consumption" in note
+
+
+def test_the_limiter_uses_only_the_stores_public_take_token(tmp_path):
+    """ratelimit.py holds no store internals: every backend answers
+    ``take_token`` (memory, file here; Redis in the fleet tests)."""
+    import inspect
+
+    source = inspect.getsource(ratelimit)
+    assert "store._" not in source and "_client" not in source
+    for store in (state.MemoryStore(), state.FileStore(str(tmp_path / "state"))):
+        key = "channel\nPOST /v2/bot/message/multicast"
+        assert store.take_token(key, 10.0, 1.0, 5.0) is None
+        wait = store.take_token(key, 10.0, 1.0, 5.0)
+        assert 0.05 <= wait <= 0.11
+        assert store.take_token(key, 10.0, 1.0, 0.01) < 0  # past max_wait: refused, nothing reserved
+
+
+def test_minute_and_hour_limits_burst_half_their_share_so_small_hourly_limits_are_not_pinned_to_one():
+    """Reference #rate-limits: batch control of rich menus, 3 requests per
+    hour; x 0.8 = 2.4 an hour: a burst of 2 (half, rounded up), 0.4 refilled."""
+    burst, rate = ratelimit.bucket_shape(3, 3600.0, 0.8)
+    assert burst == 2 and abs(rate * 3600 - 0.4) < 1e-9
+    assert ratelimit.bucket_shape(60, 3600.0, 0.8)[0] == 24  # broadcast: 48 an hour, 24 at once
+    assert ratelimit.bucket_shape(200, 1.0, 0.8)[0] == 16  # per second: 10 % of 160
