@@ -1185,11 +1185,26 @@ def _bucket_file(store, key):
             # another file); this happens only when the directory is removed
             del _BUCKET_FILES[slot]
             store._ready.discard(BUCKET_NAMESPACE)
-        path = os.path.join(store._dir(BUCKET_NAMESPACE), key_hash(BUCKET_NAMESPACE, key) + ".bucket")
+        fd = _open_bucket(store, key)
         if len(_BUCKET_FILES) >= MAX_OPEN_BUCKETS:
-            return store._open_lock(path), threading.Lock(), True
-        found = _BUCKET_FILES[slot] = (store._open_lock(path), threading.Lock())
+            return fd, threading.Lock(), True
+        found = _BUCKET_FILES[slot] = (fd, threading.Lock())
         return found[0], found[1], False
+
+
+def _open_bucket(store, key):
+    """The bucket file's descriptor, made when missing. A state directory
+    removed since this process last made it is made again, once (as ``put``
+    does): otherwise the first open after the removal fails and the limiter
+    falls back to this process only, sharing nothing from then on."""
+    for attempt in (1, 2):
+        path = os.path.join(store._dir(BUCKET_NAMESPACE), key_hash(BUCKET_NAMESPACE, key) + ".bucket")
+        try:
+            return store._open_lock(path)
+        except FileNotFoundError:
+            store._ready.discard(BUCKET_NAMESPACE)
+            if attempt == 2:
+                raise
 
 
 def _file_take(store, key, rate, burst, max_wait):

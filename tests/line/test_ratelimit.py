@@ -455,3 +455,21 @@ def test_minute_and_hour_limits_burst_half_their_share_so_small_hourly_limits_ar
     assert burst == 2 and abs(rate * 3600 - 0.4) < 1e-9
     assert ratelimit.bucket_shape(60, 3600.0, 0.8)[0] == 24  # broadcast: 48 an hour, 24 at once
     assert ratelimit.bucket_shape(200, 1.0, 0.8)[0] == 16  # per second: 10 % of 160
+
+
+def test_past_the_open_bucket_cap_a_removed_state_directory_is_made_again(tmp_path, monkeypatch):
+    """Past MAX_OPEN_BUCKETS the bucket file is opened per call: a state
+    directory removed since must be made again there too, never left to
+    the in-process fallback (which would stop sharing the limit)."""
+    import shutil
+
+    monkeypatch.setattr(state, "MAX_OPEN_BUCKETS", 0)
+    root = str(tmp_path / "state")
+    store = state.FileStore(root)
+    key = "channel\nPOST /v2/bot/message/multicast"
+    assert ratelimit.take(store, key, 10.0, 1.0, 5.0) is None
+    shutil.rmtree(root)
+    assert ratelimit.take(store, key, 10.0, 1.0, 5.0) is None
+    assert ratelimit.take(store, key, 10.0, 1.0, 5.0) > 0  # the same (file) bucket, now empty
+    path = os.path.join(root, "ratelimit", state.key_hash("ratelimit", key) + ".bucket")
+    assert os.path.getsize(path) == 16 and store.shared
