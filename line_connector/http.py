@@ -518,7 +518,8 @@ class Request:
         self.stream_to = stream_to
         #: paces each attempt and judges 429s (``line_connector.ratelimit.Limiter``):
         #: ``wait(max_wait)`` -> (seconds waited, None) or (0, why not sent);
-        #: ``retry(result)`` -> True for a refusal worth another attempt
+        #: ``retry(result)`` -> True for a refusal worth another attempt;
+        #: ``release()`` after each attempt (gives back a concurrency slot)
         self.limiter = limiter
 
     def replace(self, **changes):
@@ -870,10 +871,14 @@ class HttpClient:
         """Perform ``request`` under its retry policy and the current
         deadline (a default one when none is set); never raises for HTTP or
         network failures (they are results). Returns the result dict."""
-        if _DEADLINE.get() is None:
-            with deadline_scope(DEFAULT_DEADLINE):
-                return self._send(request)
-        return self._send(request)
+        try:
+            if _DEADLINE.get() is None:
+                with deadline_scope(DEFAULT_DEADLINE):
+                    return self._send(request)
+            return self._send(request)
+        finally:
+            if request.limiter is not None:  # a concurrency slot never outlives the send
+                request.limiter.release()
 
     def _send(self, request):
         import requests
@@ -953,6 +958,8 @@ class HttpClient:
                             retryable = resp.status_code in policy.retry_statuses or (
                                 request.limiter is not None and request.limiter.retry(result))
             _observe(attempt_started)
+            if request.limiter is not None:  # a concurrency slot is held only while a request is in flight
+                request.limiter.release()
             if not retryable or attempt >= policy.max_attempts:
                 break
             pause = policy.delay(attempt)

@@ -29,6 +29,14 @@ What:
   served in order), waits, then sends. A wait longer than what the action's
   deadline leaves is not reserved: the request is "not sent".
 
+Per-audience concurrency (REFERENCE + "#limit-on-the-number-of-concurrent-
+operations": at most 10 operations at once per audienceGroupId on the
+endpoints that create an audience for uploading user IDs or add IDs to
+one): a request that adds IDs to an audience holds one of its slots
+(``AudienceLimiter``; 10 x ``rate_limit_factor``, 8 by default) in the
+state store (``Store.take_slot`` / ``release_slot``: memory, file, Redis)
+from its turn until its answer, the wait counting against the deadline.
+
 Cost on the warm path (one push): one locked 16-byte read and write of a
 file (no fsync: the bucket is pacing, not data; a torn or damaged record
 reads as an empty bucket, the safe side), or one EVALSHA round trip to
@@ -72,6 +80,32 @@ LIMITS = (
 )
 #: every endpoint not in LIMITS (REFERENCE + "#rate-limits": "Other API endpoints")
 OTHER_LIMIT = (2000, SECOND)
+
+#: LINE's limit on concurrent operations per audience (REFERENCE +
+#: "#limit-on-the-number-of-concurrent-operations"): "We have set a limit on
+#: the number of concurrent endpoint operations per audience ID
+#: (`audienceGroupId`), for creating an audience for uploading user IDs and
+#: adding user IDs to an audience. The total number of requests processed
+#: concurrently by the following endpoints is counted as the number of
+#: concurrent operations." Maximum number of concurrent operations: 10.
+#: "Requests that exceed the limit [...] will return an error with status
+#: code `429 Too Many Requests`. If you've received an error, wait a while
+#: before making a request again."
+AUDIENCE_CONCURRENCY = 10
+#: the endpoints it counts (method, path, anchor). Only the two that add IDs
+#: name an audienceGroupId before LINE answers, so only they take a slot: a
+#: create is the first operation of an audience that does not exist yet.
+CONCURRENCY_ENDPOINTS = (
+    ("POST", "/v2/bot/audienceGroup/upload", "#create-upload-audience-group"),
+    ("POST", "/v2/bot/audienceGroup/upload/byFile", "#create-upload-audience-group-by-file"),
+    ("PUT", "/v2/bot/audienceGroup/upload", "#update-upload-audience-group"),
+    ("PUT", "/v2/bot/audienceGroup/upload/byFile", "#update-upload-audience-group-by-file"),
+)
+_SLOT_ENDPOINTS = frozenset((m, p) for m, p, _a in CONCURRENCY_ENDPOINTS if m == "PUT")
+#: seconds a slot's lease outlasts what the action's deadline leaves (the
+#: deadline's own 2 s of grace, and a margin): a holder that crashed frees
+#: its slot at most this long after its deadline
+SLOT_LEASE_MARGIN = 10.0
 DEFAULT_FACTOR = 0.8
 NAMESPACE = "ratelimit"
 #: label of the endpoints not in LIMITS (metrics labels are a closed set)
@@ -257,6 +291,10 @@ class Limiter:
         self.sleep(wait)
         return wait, None
 
+    def release(self):
+        """After each attempt (``http``): nothing to give back here; an
+        ``AudienceLimiter`` gives back its concurrency slot."""
+
     def retry(self, result):
         if result.get("status_code") != 429:
             return False
@@ -271,3 +309,92 @@ def take(store, key, rate, burst, max_wait):
     or minus the seconds it would take when that is more than ``max_wait``
     (nothing reserved)."""
     return store.take_token(key, rate, burst, max_wait)
+
+
+# ------------------------------------------------------------------ per-audience concurrency
+def concurrency_slots(factor=DEFAULT_FACTOR):
+    """How many operations on one audience the pack runs at once: LINE's 10
+    x ``rate_limit_factor`` (rounded down, at least 1; 8 at the default
+    0.8), leaving room for LINE Official Account Manager and other senders."""
+    return max(1, int(math.floor(AUDIENCE_CONCURRENCY * factor + 1e-9)))
+
+
+def audience_key(base_url, audience):
+    """The state-store key of an audience's concurrency slots: LINE counts
+    per audienceGroupId, whichever channel sends, so the key is the API
+    (a digest of the base URL) and the audience, not the channel."""
+    where = hashlib.sha256(str(base_url or "").rstrip("/").encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    return "%s\naudience %s" % (where, audience)
+
+
+def limiter_for(channel, method, path, factor=DEFAULT_FACTOR, audience=None, base_url=""):
+    """The limiter of one request: an ``AudienceLimiter`` when it adds IDs to
+    audience ``audience`` (LINE's per-audience concurrency limit), else a
+    ``Limiter``."""
+    if audience is not None and (method, path) in _SLOT_ENDPOINTS:
+        return AudienceLimiter(channel, method, path, factor, audience=audience, base_url=base_url)
+    return Limiter(channel, method, path, factor)
+
+
+class AudienceLimiter(Limiter):
+    """A ``Limiter`` that also holds one of the audience's concurrency slots
+    (``concurrency_slots``) in the state store while a request is in
+    flight: ``wait`` takes the rate token, then a slot (polling with
+    backoff while all are taken, the wait counting against the deadline);
+    ``release`` gives the slot back after the attempt (``http`` calls it
+    after every attempt and when the send ends, whatever happened). A slot
+    is leased for what the deadline leaves plus SLOT_LEASE_MARGIN, so a
+    process that crashed holding one frees it by then.
+
+    LINE also counts an upload job while it is QUEUED or WORKING, which may
+    outlast the request's 202: a 429 for the concurrency limit is then
+    retried with backoff (``Limiter.retry``)."""
+
+    __slots__ = ("audience", "slots", "_slot_key", "_held")
+
+    def __init__(self, channel, method, path, factor=DEFAULT_FACTOR, store=None, audience=None, base_url=""):
+        Limiter.__init__(self, channel, method, path, factor, store)
+        self.audience = audience
+        self.slots = concurrency_slots(factor)
+        self._slot_key = audience_key(base_url, audience)
+        self._held = None
+
+    def __repr__(self):
+        return "AudienceLimiter(%s, audience %s, %d of %d at once)" % (self.endpoint, self.audience, self.slots,
+                                                                      AUDIENCE_CONCURRENCY)
+
+    def wait(self, max_wait):
+        self.release()  # never two slots for one request
+        waited, refused = Limiter.wait(self, max_wait)
+        if refused:
+            return waited, refused
+        store = self._store
+        started = time.monotonic()
+        pause, polled = 0.005, False
+        while True:
+            spent = time.monotonic() - started
+            left = max_wait - waited - spent
+            token = store.take_slot(self._slot_key, self.slots, max(0.0, left) + SLOT_LEASE_MARGIN)
+            if token is not None:
+                self._held = token
+                if not polled:  # free at once: no wait to report
+                    return waited, None
+                spent = time.monotonic() - started
+                _tell("wait", self.label, spent)
+                return waited + spent, None
+            if left <= pause:
+                return waited + spent, (
+                    "not sent: LINE's limit on concurrent operations per audience (%d; this pack runs %d at once: "
+                    "rate_limit_factor) kept every slot of audience %s busy past the action's deadline (waited "
+                    "%.1f s); nothing of it left the machine" % (AUDIENCE_CONCURRENCY, self.slots, self.audience,
+                                                                  waited + spent))
+            self.sleep(pause)
+            pause, polled = min(pause * 2, 0.1), True
+
+    def release(self):
+        token, self._held = self._held, None
+        if token is not None:
+            try:
+                self._store.release_slot(self._slot_key, token)
+            except Exception:  # an unreachable store: the lease ends it
+                pass

@@ -226,6 +226,18 @@ class Store:
         (nothing reserved). This process only, unless a backend overrides it."""
         return _memory_take(self, key, rate, burst, max_wait)
 
+    def take_slot(self, key, limit, lease):
+        """Take one of the ``limit`` slots of ``key`` (a concurrency limit,
+        e.g. LINE's per-audience one): a token when one was free, held until
+        ``release_slot`` or for ``lease`` seconds at most (a holder that
+        crashed cannot keep it), else None. Never waits. This process
+        only, unless a backend overrides it."""
+        return _memory_take_slot(self, key, limit, lease)
+
+    def release_slot(self, key, token):
+        """Give back the slot ``token`` of ``key`` (unknown or lapsed: nothing)."""
+        _memory_release_slot(self, key, token)
+
     @staticmethod
     def _ttl(ttl):
         if not _finite(ttl) or ttl <= 0:
@@ -476,6 +488,14 @@ class FileStore(Store):
     def take_token(self, key, rate, burst, max_wait):
         """``Store.take_token``, shared by every process of the machine."""
         return _file_take(self, key, rate, burst, max_wait)
+
+    def take_slot(self, key, limit, lease):
+        """``Store.take_slot``, shared by every process of the machine."""
+        return _file_take_slot(self, key, limit, lease)
+
+    def release_slot(self, key, token):
+        """``Store.release_slot``, shared by every process of the machine."""
+        _file_release_slot(self, key, token)
 
     def get(self, namespace, key):
         if self._fallback is not None:
@@ -1168,13 +1188,14 @@ _BUCKET_FILES_GUARD = threading.Lock()
 MAX_OPEN_BUCKETS = 256
 
 
-def _bucket_file(store, key):
-    """(fd, thread lock, transient) of the bucket file: opened once per
+def _bucket_file(store, key, suffix=".bucket"):
+    """(fd, thread lock, transient) of the bucket file (or, with ``suffix``
+    ".slots", the slots file): opened once per
     process and kept while the file is still linked (someone removing the
     state directory unlinks it: then it is opened anew), up to
     MAX_OPEN_BUCKETS; past that opened per call (``transient``: the caller
     closes it)."""
-    slot = (store.root, key)
+    slot = (store.root, key, suffix)
     with _BUCKET_FILES_GUARD:
         found = _BUCKET_FILES.get(slot)
         if found is not None:
@@ -1185,20 +1206,20 @@ def _bucket_file(store, key):
             # another file); this happens only when the directory is removed
             del _BUCKET_FILES[slot]
             store._ready.discard(BUCKET_NAMESPACE)
-        fd = _open_bucket(store, key)
+        fd = _open_bucket(store, key, suffix)
         if len(_BUCKET_FILES) >= MAX_OPEN_BUCKETS:
             return fd, threading.Lock(), True
         found = _BUCKET_FILES[slot] = (fd, threading.Lock())
         return found[0], found[1], False
 
 
-def _open_bucket(store, key):
+def _open_bucket(store, key, suffix):
     """The bucket file's descriptor, made when missing. A state directory
     removed since this process last made it is made again, once (as ``put``
     does): otherwise the first open after the removal fails and the limiter
     falls back to this process only, sharing nothing from then on."""
     for attempt in (1, 2):
-        path = os.path.join(store._dir(BUCKET_NAMESPACE), key_hash(BUCKET_NAMESPACE, key) + ".bucket")
+        path = os.path.join(store._dir(BUCKET_NAMESPACE), key_hash(BUCKET_NAMESPACE, key) + suffix)
         try:
             return store._open_lock(path)
         except FileNotFoundError:
@@ -1261,3 +1282,122 @@ def _locked_take(fd, tlock, rate, burst, max_wait):
             return out
         finally:
             _os_unlock(fd)
+
+
+# ------------------------------------------------------------------ concurrency slots
+# The store operations behind ``Store.take_slot`` / ``release_slot``
+# (line_connector/ratelimit.py: LINE's limit on concurrent operations per
+# audience): the live holders of a key, each a token and the wall-clock time
+# its lease ends, in the process (memory) or in a ``.slots`` file of
+# ``<state dir>/ratelimit/`` under an OS lock (every process of the machine).
+# An expired lease frees its slot: a holder that crashed holds it no longer
+# than its lease.
+_SLOT_MEMORY = {}
+#: the most holders a slots file keeps (a limit above it is read as this)
+MAX_SLOTS = 1000
+_SLOT_LINE = re.compile(rb"^([0-9a-f]{32}) ([0-9]+(?:\.[0-9]+)?)$")
+
+
+def _new_slot_token():
+    return os.urandom(16).hex()
+
+
+def _memory_take_slot(store, key, limit, lease):
+    with _BUCKET_MEMORY_GUARD:
+        held = _SLOT_MEMORY.setdefault((id(store), key), {})
+        now = time.monotonic()
+        for token in [t for t, end in held.items() if end <= now]:
+            del held[token]
+        if len(held) >= limit:
+            return None
+        token = _new_slot_token()
+        held[token] = now + lease
+        return token
+
+
+def _memory_release_slot(store, key, token):
+    with _BUCKET_MEMORY_GUARD:
+        held = _SLOT_MEMORY.get((id(store), key))
+        if held is not None:
+            held.pop(token, None)
+            if not held:
+                del _SLOT_MEMORY[(id(store), key)]
+
+
+def _read_slots(fd, now):
+    """The live holders of a slots file: {token: lease end}. A damaged line
+    (a crash halfway through a write, or anything else) holds no slot."""
+    raw = _pread(fd, 64 * MAX_SLOTS)
+    held = {}
+    for line in raw.split(b"\n"):
+        found = _SLOT_LINE.match(line)
+        if found:
+            end = float(found.group(2))
+            if now < end < now + 86400 * 366:
+                held[found.group(1).decode("ascii")] = end
+    return held
+
+
+def _write_slots(fd, held):
+    data = b"".join(b"%s %.3f\n" % (token.encode("ascii"), end) for token, end in held.items())
+    _pwrite(fd, data)
+    os.ftruncate(fd, len(data))
+
+
+def _locked_slots(store, key, change):
+    """Run ``change(held, now) -> (held or None when unchanged, out)`` on the
+    slots file of ``key`` under its OS lock; returns out."""
+    fd, tlock, transient = _bucket_file(store, key, ".slots")
+    try:
+        with tlock:
+            started = time.monotonic()
+            pause = 0.0002
+            while not _os_lock(fd):
+                # holders keep it for microseconds; one that is stopped must not hang us
+                if time.monotonic() - started > 1.0:
+                    return change(None, None)[1]
+                time.sleep(pause)
+                pause = min(pause * 2, 0.01)
+            try:
+                now = time.time()
+                held, out = change(_read_slots(fd, now), now)
+                if held is not None:
+                    _write_slots(fd, held)
+                return out
+            finally:
+                _os_unlock(fd)
+    finally:
+        if transient:
+            os.close(fd)
+
+
+def _file_take_slot(store, key, limit, lease):
+    if store._fallback is not None:
+        return _memory_take_slot(store._fallback, key, limit, lease)
+
+    def take(held, now):
+        if held is None or len(held) >= min(limit, MAX_SLOTS):
+            return None, None  # all taken (or the lock is stuck: wait, the safe side)
+        token = _new_slot_token()
+        held[token] = now + lease
+        return held, token
+
+    try:
+        return _locked_slots(store, key, take)
+    except OSError as exc:
+        return _memory_take_slot(store._degrade(exc), key, limit, lease)
+
+
+def _file_release_slot(store, key, token):
+    if store._fallback is not None:
+        return _memory_release_slot(store._fallback, key, token)
+
+    def release(held, now):
+        if held is None or held.pop(token, None) is None:
+            return None, None  # not there (lapsed), or a stuck lock: the lease ends it
+        return held, None
+
+    try:
+        _locked_slots(store, key, release)
+    except OSError as exc:
+        _memory_release_slot(store._degrade(exc), key, token)

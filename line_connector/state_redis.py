@@ -46,6 +46,7 @@ out of every message, repr and exception (only host and port are named).
 """
 import contextlib
 import json
+import math
 import os
 import threading
 import time
@@ -226,6 +227,32 @@ return out
 """
 
 
+# concurrency slots (``take_slot`` / ``release_slot``; line_connector/ratelimit.py)
+# KEYS[1]: a sorted set of the holders' tokens, each scored with the
+# millisecond its lease ends (Redis's clock); ARGV: limit, lease ms, token.
+# Lapsed leases are dropped first, so a holder that crashed frees its slot
+# when its lease ends, and the key itself expires with its longest lease. A
+# key of another type is replaced (the safe side: LINE answers a 429 at worst,
+# which is retried). Returns 1 (taken) or 0 (all taken).
+_TAKE_SLOT = """
+local now = redis.call('TIME')
+now = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local limit, lease = tonumber(ARGV[1]), tonumber(ARGV[2])
+local kind = redis.call('TYPE', KEYS[1])
+kind = type(kind) == 'table' and kind.ok or kind
+if kind ~= 'zset' and kind ~= 'none' then redis.call('DEL', KEYS[1]) end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZCARD', KEYS[1]) >= limit then return 0 end
+redis.call('ZADD', KEYS[1], now + lease, ARGV[3])
+if redis.call('PTTL', KEYS[1]) < lease then redis.call('PEXPIRE', KEYS[1], lease) end
+return 1
+"""
+_RELEASE_SLOT = """
+local got = redis.pcall('ZREM', KEYS[1], ARGV[1])
+if type(got) == 'table' and got.err then return 0 end
+return got
+"""
+
 
 class RedisStore(Store):
     """A state store in Redis; see the module docstring."""
@@ -233,6 +260,8 @@ class RedisStore(Store):
     shared = True
     note = None
     _take_token_script = None
+    _take_slot_script = None
+    _release_slot_script = None
 
     def __init__(self, url, path="env.LINE_CONNECTOR_STATE", prefix=PREFIX):
         host, port, db = parse_url(url, path)
@@ -322,6 +351,30 @@ class RedisStore(Store):
                          args=[repr(float(rate)), repr(float(burst)), repr(float(max_wait)), ttl_ms])
         text = raw.decode("ascii") if isinstance(raw, bytes) else str(raw or "")
         return float(text) if text else None
+
+    def _slot_key(self, key):
+        return "%s:%s:%s:slots" % (self.prefix, BUCKET_NAMESPACE, key_hash(BUCKET_NAMESPACE, key))
+
+    def take_slot(self, key, limit, lease):
+        """``Store.take_slot``, shared by every replica and machine: one Lua
+        script, atomic, on Redis's clock; the lease is enforced by Redis."""
+        script = self._take_slot_script
+        if script is None:
+            script = self._take_slot_script = self._client.register_script(_TAKE_SLOT)
+        token = os.urandom(16).hex()
+        lease_ms = max(1, int(math.ceil(float(lease) * 1000)))
+        got = self._call("taking a concurrency slot", script, keys=[self._slot_key(key)],
+                         args=[int(limit), lease_ms, token])
+        return token if got == 1 else None
+
+    def release_slot(self, key, token):
+        """``Store.release_slot``: one Lua script (ZREM), so the pack needs no
+        command beyond EVALSHA; an unreachable Redis leaves it to the lease."""
+        script = self._release_slot_script
+        if script is None:
+            script = self._release_slot_script = self._client.register_script(_RELEASE_SLOT)
+        with contextlib.suppress(StateUnavailable):
+            self._call("releasing a concurrency slot", script, keys=[self._slot_key(key)], args=[token])
 
     def _call(self, doing, fn, *args, **kwargs):
         if not self.verified:

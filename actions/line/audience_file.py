@@ -85,7 +85,7 @@ class _ByFile(LineAction):
         fields.append(("file", ("user_ids.txt", ("\n".join(ids) + "\n").encode("ascii"), "text/plain")))
         body, content_type = encode_multipart_formdata(fields)
         request = self.line_request(data=body, content_type=content_type, path=PATH,
-                                    extra={"ids": len(ids)})
+                                    extra={"ids": len(ids)}, audience=inputs.get("audienceGroupId"))
         return [request]
 
     def is_ifa(self, inputs):

@@ -127,12 +127,15 @@ class LineAction(Action):
         return base.rstrip("/") + path
 
     def line_request(self, body=None, params=None, key=None, extra=None, path=None, data=None,
-                     content_type=None, field="messages", method=None):
+                     content_type=None, field="messages", method=None, audience=None):
         """One LINE request. ``key``: the caller's retry key (a fresh UUID if
         None). ``body``: JSON (refused before sending past 2 MB, naming the
         input ``field`` that makes it large); ``data``: raw bytes or a file
         object sent as is, with ``content_type``. ``method``: another than
-        the action's (its rate-limit bucket is that method's endpoint's)."""
+        the action's (its rate-limit bucket is that method's endpoint's).
+        ``audience``: the audienceGroupId a request adds IDs to (a JSON
+        body's own ``audienceGroupId`` when not given), whose concurrency
+        slot the request holds while in flight (ratelimit.AudienceLimiter)."""
         method = method or self.method
         headers, extra = {}, dict(extra or {})
         if data is not None:
@@ -148,8 +151,11 @@ class LineAction(Action):
             headers[RETRY_KEY_HEADER] = key
             extra["retry_key"] = key
         idempotent = self.idempotent if self.idempotent is not None else (method == "GET" or self.retry_key)
-        limiter = ratelimit.Limiter(self.channel, method, path or self.path,
-                                    self.asset.get("rate_limit_factor", ratelimit.DEFAULT_FACTOR))
+        if audience is None and isinstance(body, dict):
+            audience = body.get("audienceGroupId")
+        limiter = ratelimit.limiter_for(self.channel, method, path or self.path,
+                                        self.asset.get("rate_limit_factor", ratelimit.DEFAULT_FACTOR),
+                                        audience=audience, base_url=self.asset.get("url", ""))
         return Request(method, self.url(path or self.path), params=params, headers=headers, body=data,
                        retry=SAFE_RETRY if idempotent else UNSENT_ONLY, auth=self.auth, extra=extra,
                        limiter=limiter)

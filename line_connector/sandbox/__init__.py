@@ -66,15 +66,17 @@ class Sandbox:
     ``log_stream`` (stderr by default)."""
 
     def __init__(self, host="127.0.0.1", port=0, faults=None, credentials=None, ssl_context=None,
-                 max_connections=MAX_CONNECTIONS, log_stream=None, rate_limits=None):
+                 max_connections=MAX_CONNECTIONS, log_stream=None, rate_limits=None, operation_seconds=0.0):
         self.host = host
         #: LINE's rate limits enforced (True, or {endpoint: (limit, per seconds)}
-        #: overrides): see sandbox/ratelimits.py
+        #: overrides), and LINE's per-audience concurrency limit, each audience
+        #: upload taking ``operation_seconds``: see sandbox/ratelimits.py
         self.rate_limits = None
         if rate_limits:
             from .ratelimits import RateLimits
 
-            self.rate_limits = RateLimits(rate_limits if isinstance(rate_limits, dict) else None)
+            self.rate_limits = RateLimits(rate_limits if isinstance(rate_limits, dict) else None,
+                                          operation_seconds=operation_seconds)
         self.max_connections = max_connections
         self.log_stream = log_stream
         self.port = port
@@ -83,6 +85,7 @@ class Sandbox:
         self.credentials = dict(DEFAULT_CREDENTIALS, **(credentials or {}))
         creds = self.credentials
         self.line = LineState(creds["token"], CLIENT_ID, creds["client_secret"])
+        self.line.operations = self.rate_limits  # the audience endpoints count their operations
         self._routes = {}
         self.nxcloud = NxState(NX_ACCESS_KEY, creds["access_secret"])
         self._routes.update(LineEmulator(self.line).routes())
@@ -201,6 +204,7 @@ class Sandbox:
                "line": line, "nxcloud": nx, "sobot": sobot}
         if self.rate_limits is not None:
             out["rate_limits"] = self.rate_limits.stats()
+            out["audience_concurrency"] = self.rate_limits.concurrency_stats()
         return out
 
     # ------------------------------------------------------------ assets

@@ -411,14 +411,15 @@ def routes(emulator):
 
     return {
         ("POST", "/v2/bot/audienceGroup/upload/byFile"): emulator.authed(lambda req: by_file(req, True)),
-        ("PUT", "/v2/bot/audienceGroup/upload/byFile"): emulator.authed(lambda req: by_file(req, False)),
+        ("PUT", "/v2/bot/audienceGroup/upload/byFile"): emulator.authed(
+            _one_operation(state, lambda req: by_file(req, False), _group_of_form)),
         ("POST", "/v2/bot/audienceGroup/click"): emulator.authed(lambda req: from_message("CLICK", req)),
         ("POST", "/v2/bot/audienceGroup/imp"): emulator.authed(lambda req: from_message("IMP", req)),
         ("PUT", "/v2/bot/audienceGroup/{audienceGroupId}/updateDescription"): emulator.authed(update_description),
         ("GET", "/v2/bot/audienceGroup/shared/list"): emulator.authed(shared_list),
         ("GET", "/v2/bot/audienceGroup/shared/{audienceGroupId}"): emulator.authed(shared_one),
         ("POST", "/v2/bot/audienceGroup/upload"): emulator.authed(create),
-        ("PUT", "/v2/bot/audienceGroup/upload"): emulator.authed(add),
+        ("PUT", "/v2/bot/audienceGroup/upload"): emulator.authed(_one_operation(state, add, _group_of_json)),
         ("GET", "/v2/bot/audienceGroup/list"): emulator.authed(list_),
         ("GET", "/v2/bot/audienceGroup/{audienceGroupId}"): emulator.authed(get_one),
         ("DELETE", "/v2/bot/audienceGroup/{audienceGroupId}"): emulator.authed(delete),
@@ -426,6 +427,43 @@ def routes(emulator):
 
 
 MAX_IDS_PER_FILE = 1500000     # by file: "Max number: 1,500,000"
+
+
+def _one_operation(state, handler, group_of):
+    """``handler`` counted as one of LINE's concurrent operations on its
+    audience (reference #limit-on-the-number-of-concurrent-operations) when
+    the sandbox enforces limits (``state.operations``, sandbox/ratelimits.py):
+    past the limit, LINE's 429 and nothing processed; else the operation
+    takes ``operation_seconds`` (LINE processing the upload) while counted."""
+    def run(req):
+        operations = getattr(state, "operations", None)
+        group = group_of(req) if operations is not None else None
+        if group is None:
+            return handler(req)
+        refused = operations.begin(group)
+        if refused is not None:
+            return Reply(429, refused)
+        try:
+            operations.process()
+            return handler(req)
+        finally:
+            operations.end(group)
+    return run
+
+
+def _group_of_json(req):
+    try:
+        body = req.json()
+    except (ValueError, RecursionError):
+        return None
+    group = body.get("audienceGroupId") if isinstance(body, dict) else None
+    return group if isinstance(group, int) and not isinstance(group, bool) else None
+
+
+def _group_of_form(req):
+    form, _files = _multipart(req)
+    text = (form or {}).get("audienceGroupId", "")
+    return int(text) if re.fullmatch(r"[1-9][0-9]{0,18}", text) else None
 
 
 def _multipart(req):

@@ -9,6 +9,17 @@ the limits of ``line_connector.ratelimit.LIMITS``. A request past the limit
 is answered as LINE answers it: 429 with ``{"message": "The API rate limit
 has been exceeded. Try again later."}`` and nothing processed.
 
+LINE's limit on concurrent operations per audience (reference
+"#limit-on-the-number-of-concurrent-operations": 10 per audienceGroupId)
+is enforced on the two endpoints that add IDs to an audience (by JSON and
+by file): an operation past it is answered 429 with LINE's
+``{"message": "The limit on the number of concurrent operations has
+exceeded."}`` and nothing processed. An operation is counted while it is
+processed; ``operation_seconds`` makes each take that long (LINE takes a
+while over 10,000 IDs), so a test can see operations overlap.
+``concurrency_stats()``: the limit, the most operations one audience had
+at once, and how many were refused.
+
 Whatever it enforces, it records how many requests each endpoint got in each
 second (``stats()``: the busiest second per endpoint, and how many it
 refused), the evidence a test compares with LINE's limit x the factor.
@@ -17,7 +28,7 @@ import hashlib
 import threading
 import time
 
-from ..ratelimit import RATE_TEXT, endpoint_of
+from ..ratelimit import AUDIENCE_CONCURRENCY, CONCURRENCY_TEXT, RATE_TEXT, endpoint_of
 
 #: seconds of per-second counts kept per endpoint (older ones are dropped)
 KEEP_SECONDS = 3600
@@ -26,12 +37,18 @@ KEEP_SECONDS = 3600
 class RateLimits:
     """``overrides``: {"POST /v2/bot/message/multicast": (limit, per seconds)}
     to enforce other limits than LINE's (a test proving the property with a
-    lower limit, fast)."""
+    lower limit, fast). ``concurrency``: the operations one audience may
+    have at once (LINE's 10); ``operation_seconds``: how long each takes."""
 
-    def __init__(self, overrides=None, clock=time.time):
+    def __init__(self, overrides=None, clock=time.time, concurrency=AUDIENCE_CONCURRENCY, operation_seconds=0.0):
         self.overrides = dict(overrides or {})
         self.clock = clock
         self.lock = threading.Lock()
+        self.concurrency = concurrency
+        self.operation_seconds = operation_seconds
+        self._running = {}       # audienceGroupId -> operations being processed
+        self._busiest = 0        # the most one audience had at once
+        self._refused_ops = 0    # concurrency 429s answered
         self._windows = {}       # (channel, endpoint) -> (window start, count)
         self.per_second = {}     # endpoint -> {second: requests received}
         self.refused = {}        # endpoint -> 429s answered
@@ -71,3 +88,34 @@ class RateLimits:
                                "refused": self.refused.get(endpoint, 0),
                                "per_second": {str(s): n for s, n in sorted(seconds.items())}}
                     for endpoint, seconds in self.per_second.items()}
+
+    # ------------------------------------------------------------ per-audience concurrency
+    def begin(self, audience):
+        """None when an operation on ``audience`` may start (it is counted
+        until ``end``), else LINE's 429 body for the concurrency limit."""
+        with self.lock:
+            running = self._running.get(audience, 0)
+            if running >= self.concurrency:
+                self._refused_ops += 1
+                return {"message": CONCURRENCY_TEXT}
+            self._running[audience] = running + 1
+            self._busiest = max(self._busiest, running + 1)
+            return None
+
+    def process(self):
+        """The time an operation takes (``operation_seconds``)."""
+        if self.operation_seconds > 0:
+            time.sleep(self.operation_seconds)
+
+    def end(self, audience):
+        with self.lock:
+            running = self._running.get(audience, 0) - 1
+            if running > 0:
+                self._running[audience] = running
+            else:
+                self._running.pop(audience, None)
+
+    def concurrency_stats(self):
+        with self.lock:
+            return {"limit": self.concurrency, "busiest": self._busiest, "refused": self._refused_ops,
+                    "running": sum(self._running.values())}

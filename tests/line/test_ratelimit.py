@@ -473,3 +473,273 @@ def test_past_the_open_bucket_cap_a_removed_state_directory_is_made_again(tmp_pa
     assert ratelimit.take(store, key, 10.0, 1.0, 5.0) > 0  # the same (file) bucket, now empty
     path = os.path.join(root, "ratelimit", state.key_hash("ratelimit", key) + ".bucket")
     assert os.path.getsize(path) == 16 and store.shared
+
+
+# ------------------------------------------------------------------ per-audience concurrency
+# LINE's Messaging API reference, "Limit on the number of concurrent operations"
+# (https://developers.line.biz/en/reference/messaging-api/#limit-on-the-number-of-concurrent-operations):
+# "We have set a limit on the number of concurrent endpoint operations per
+# audience ID (audienceGroupId), for creating an audience for uploading user
+# IDs and adding user IDs to an audience." Maximum: 10. "Requests that exceed
+# the limit [...] will return an error with status code 429 Too Many
+# Requests. If you've received an error, wait a while before making a
+# request again."
+from line_connector.sandbox.line_audience import DEMO_AUDIENCE_ID  # noqa: E402
+
+
+def test_lines_per_audience_concurrency_rule_is_in_the_table():
+    assert ratelimit.AUDIENCE_CONCURRENCY == 10
+    endpoints = {(m, p) for m, p, _a in ratelimit.CONCURRENCY_ENDPOINTS}
+    assert endpoints == {("POST", "/v2/bot/audienceGroup/upload"), ("POST", "/v2/bot/audienceGroup/upload/byFile"),
+                         ("PUT", "/v2/bot/audienceGroup/upload"), ("PUT", "/v2/bot/audienceGroup/upload/byFile")}
+    assert all(a.startswith("#") for _m, _p, a in ratelimit.CONCURRENCY_ENDPOINTS)
+    # the share the pack uses, as for rates: 10 x 0.8 = 8; never below one
+    assert ratelimit.concurrency_slots() == 8 and ratelimit.concurrency_slots(1.0) == 10
+    assert ratelimit.concurrency_slots(0.01) == 1 and ratelimit.concurrency_slots(0.75) == 7
+    # only a request naming its audience takes a slot: a create has none yet
+    put = ratelimit.limiter_for("c", "PUT", "/v2/bot/audienceGroup/upload/byFile", audience=5, base_url="u")
+    assert isinstance(put, ratelimit.AudienceLimiter) and put.slots == 8
+    assert type(ratelimit.limiter_for("c", "POST", "/v2/bot/audienceGroup/upload", audience=5)) is ratelimit.Limiter
+    assert type(ratelimit.limiter_for("c", "PUT", "/v2/bot/audienceGroup/upload")) is ratelimit.Limiter
+    # LINE counts per audience, whichever channel sends: the key is the API and the audience
+    assert ratelimit.audience_key("http://x/", 5) == ratelimit.audience_key("http://x", 5)
+    assert ratelimit.audience_key("http://x", 5) != ratelimit.audience_key("http://x", 6)
+
+
+@pytest.mark.parametrize("kind", ["memory", "file", "redis"])
+def test_every_store_holds_at_most_limit_slots_and_a_lapsed_lease_frees_one(kind, tmp_path, request):
+    """take_slot / release_slot, the store's public methods: at most
+    ``limit`` holders at once, a released slot is free again, and a holder
+    that never releases (it crashed) holds its slot only until its lease
+    ends."""
+    if kind == "memory":
+        store = state.MemoryStore()
+    elif kind == "file":
+        store = state.FileStore(str(tmp_path / "state"))
+    else:
+        from line_connector.state_redis import RedisStore
+
+        store = RedisStore(request.getfixturevalue("redis_url"))
+    key = "api\naudience %s" % uuid.uuid4().hex
+    held = [store.take_slot(key, 3, 30.0) for _ in range(3)]
+    assert all(held) and len(set(held)) == 3
+    assert store.take_slot(key, 3, 30.0) is None  # all taken: never a fourth
+    store.release_slot(key, held[0])
+    store.release_slot(key, held[0])  # twice: nothing more
+    again = store.take_slot(key, 3, 30.0)
+    assert again and store.take_slot(key, 3, 30.0) is None
+    for token in held[1:] + [again]:
+        store.release_slot(key, token)
+    crashed = [store.take_slot(key, 2, 0.3) for _ in range(2)]  # never released
+    assert all(crashed) and store.take_slot(key, 2, 0.3) is None
+    time.sleep(0.5)
+    assert store.take_slot(key, 2, 0.3) is not None  # the leases lapsed
+    if kind == "file":  # a damaged slots file holds no slot, never a crash
+        path = os.path.join(str(tmp_path / "state"), "ratelimit", state.key_hash("ratelimit", key) + ".slots")
+        with open(path, "wb") as fh:
+            fh.write(b"\xff\x00 garbage\n" * 50)
+        assert store.take_slot(key, 1, 30.0) is not None and store.take_slot(key, 1, 30.0) is None
+        assert oct(os.stat(path).st_mode & 0o777) == "0o600"
+    if kind == "redis":
+        import redis
+
+        raw = redis.Redis.from_url(request.getfixturevalue("redis_url"))
+        rkey = "line-connector:ratelimit:%s:slots" % state.key_hash("ratelimit", key)
+        assert 0 < raw.pttl(rkey) <= 300  # the key expires with its longest lease
+        raw.delete(rkey)
+        raw.set(rkey, "not a set")  # another type: replaced, never an error
+        assert store.take_slot(key, 1, 30.0) is not None and store.take_slot(key, 1, 30.0) is None
+        raw.delete(rkey)
+        store.close()
+
+
+def _add_users_at_once(sandbox, n, offset=0):
+    """``n`` threads of this process, each line_add_audience_users of one ID
+    to the demo audience, started together, through the process's own
+    state store (the file store of the test's cache directory); returns
+    their results."""
+    asset = sandbox.demo_assets()["line_channel_access_token"]
+    barrier = threading.Barrier(n)
+    results = [None] * n
+
+    def add(i):
+        barrier.wait()
+        try:
+            (results[i],) = run_action("line_add_audience_users", asset,
+                                       {"audienceGroupId": DEMO_AUDIENCE_ID, "userIds": users(1, offset + i)})
+        except ActionError as exc:
+            (results[i],) = exc.output
+
+    threads = [threading.Thread(target=add, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+def _jobs(sandbox):
+    with sandbox.line.lock:
+        return len(sandbox.line.audiences[DEMO_AUDIENCE_ID]["jobs"])
+
+
+def test_threads_adding_to_one_audience_stay_within_lines_concurrency_limit():
+    """16 threads add to one audience at once; the sandbox (--rate-limits)
+    enforces LINE's 10 per audience, each upload taking 0.5 s: the pack runs
+    at most 8 (10 x 0.8) at once, so none is refused, the others wait their
+    turn (throttled_ms) and each is processed once."""
+    with Sandbox(rate_limits=True, operation_seconds=0.5) as sb:
+        before = _jobs(sb)
+        results = _add_users_at_once(sb, 16)
+        stats = sb.stats()["audience_concurrency"]
+        assert _jobs(sb) == before + 16
+    assert all(r["ok"] and r["status_code"] == 202 and r["attempts"] == 1 for r in results), results
+    assert stats["limit"] == 10 and stats["refused"] == 0
+    assert 1 <= stats["busiest"] <= ratelimit.concurrency_slots(), stats
+    assert sum(1 for r in results if r.get("throttled_ms", 0) >= 100) >= 16 - 8  # a second round waited
+
+
+def test_the_sandbox_refuses_an_eleventh_concurrent_operation_on_one_audience():
+    """The control: 14 uploads sent straight to the sandbox (no pack, no
+    slots), at once, each taking 1 s: LINE's limit of 10 is enforced with
+    LINE's 429 body, so the tests above are not passing by luck."""
+    import requests
+
+    with Sandbox(rate_limits=True, operation_seconds=1.0) as sb:
+        barrier = threading.Barrier(14)
+        answers = []
+
+        def put(i):
+            barrier.wait()
+            answers.append(requests.put(sb.url + "/v2/bot/audienceGroup/upload", timeout=30,
+                                        headers={"Authorization": "Bearer " + TOKEN},
+                                        json={"audienceGroupId": DEMO_AUDIENCE_ID, "audiences": [{"id": users(1, i)[0]}]}))
+
+        threads = [threading.Thread(target=put, args=(i,)) for i in range(14)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        stats = sb.stats()["audience_concurrency"]
+    refused = [a for a in answers if a.status_code == 429]
+    assert refused and all(a.json() == {"message": ratelimit.CONCURRENCY_TEXT} for a in refused)
+    assert ratelimit.cause_of_429(refused[0].json()) == "concurrency"
+    assert stats["busiest"] == 10 and stats["refused"] == len(refused) == 14 - sum(a.status_code == 202 for a in answers)
+
+
+def test_a_concurrency_429_on_an_audience_upload_is_retried_and_processed_once():
+    """LINE: "If you've received an error, wait a while before making a
+    request again": the 429 is retried with backoff and the IDs are added
+    once (one upload job)."""
+    with Sandbox(faults=FaultPlan(script=["429_concurrency"])) as sb:
+        before = _jobs(sb)
+        (out,) = run_action("line_add_audience_users", {},
+                            {"audienceGroupId": DEMO_AUDIENCE_ID, "userIds": users(1)}, sandbox=sb)
+        assert out["ok"] and out["status_code"] == 202 and out["attempts"] == 2
+        assert sb.faults.injected == {"429_concurrency": 1} and _jobs(sb) == before + 1
+
+
+def test_a_concurrency_429_from_the_sandboxs_own_limit_is_retried_until_it_succeeds():
+    """End to end against the enforced limit: the sandbox lowered to one
+    operation per audience at a time (0.6 s each), two uploads at once
+    (the pack would run 8): the one refused with LINE's concurrency 429 is
+    retried with backoff and succeeds; each is processed once."""
+    with Sandbox(rate_limits=True, operation_seconds=0.6) as sb:
+        sb.rate_limits.concurrency = 1
+        before = _jobs(sb)
+        results = _add_users_at_once(sb, 2)
+        stats = sb.stats()["audience_concurrency"]
+        assert _jobs(sb) == before + 2
+    assert all(r["ok"] and r["status_code"] == 202 for r in results), results
+    assert stats["refused"] >= 1 and stats["busiest"] == 1
+    assert sorted(r["attempts"] for r in results)[-1] >= 2  # the refused one was sent again
+
+
+def test_a_slot_wait_past_the_deadline_ends_not_sent():
+    """Every slot of the audience held (another sender, mid-upload): the
+    request waits for one within the deadline, then ends "not sent" with a
+    note naming LINE's concurrency limit; nothing reached the server."""
+    with Sandbox(rate_limits=True) as sb:
+        asset = sb.demo_assets()["line_channel_access_token"]
+        store = state.store()
+        key = ratelimit.audience_key(asset["url"], DEMO_AUDIENCE_ID)
+        held = [store.take_slot(key, 8, 60.0) for _ in range(8)]
+        assert all(held)
+        started = time.monotonic()
+        with pytest.raises(ActionError) as exc:
+            run_action("line_add_audience_users", asset, {"audienceGroupId": DEMO_AUDIENCE_ID, "userIds": users(1)},
+                       deadline=3)
+        assert time.monotonic() - started < 3 + 2
+        (out,) = exc.value.output
+        assert out["delivery"] == "not sent" and out["status_code"] == 0
+        assert "concurrent operations per audience" in out["note"] and str(DEMO_AUDIENCE_ID) in out["note"]
+        assert sb.stats()["requests"] == 0
+        for token in held:
+            store.release_slot(key, token)
+        (ok,) = run_action("line_add_audience_users", asset, {"audienceGroupId": DEMO_AUDIENCE_ID,
+                                                              "userIds": users(1)})
+        assert ok["ok"]
+
+
+WORKERS_AT = """
+import json, sys, threading, time
+from line_connector import ActionError, run_action
+at, url, group, offset = float(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+asset = {"url": url, "token": "sandbox-channel-access-token"}
+out = [None] * 8
+
+def add(i):
+    try:
+        out[i] = run_action("line_add_audience_users", asset,
+                            {"audienceGroupId": group, "userIds": ["U%032x" % (offset + i)]})[0]
+    except ActionError as exc:
+        out[i] = exc.output[0]
+
+time.sleep(max(0.0, at - time.time()))
+threads = [threading.Thread(target=add, args=(i,)) for i in range(8)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+print(json.dumps(out))
+"""
+
+
+def _add_from_two_processes(sandbox, envs):
+    """Two processes of 8 threads each, all adding to the demo audience at
+    the same moment; returns the 16 results."""
+    at = "%.3f" % (time.time() + 3)  # whatever their start-up took
+    procs = [subprocess.Popen([sys.executable, "-c", WORKERS_AT, at, sandbox.url, str(DEMO_AUDIENCE_ID), str(i * 8)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=envs[i])
+             for i in range(2)]
+    results = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err[-1000:]
+        results += json.loads(out)
+    return results
+
+
+@pytest.mark.parametrize("store", ["file", "redis"])
+def test_processes_adding_to_one_audience_share_its_concurrency_slots(store, tmp_path, request):
+    """16 uploads to one audience from two processes (one machine's file
+    store, or Redis as replicas would), each upload taking 0.5 s in the
+    sandbox: together they run at most 8 at once and none is refused. Takes
+    5 to 8 s: two start-ups, a 3 s barrier, two rounds of uploads."""
+    envs = _file_envs(tmp_path) if store == "file" else _redis_envs(tmp_path, request.getfixturevalue("redis_url"))
+    with Sandbox(rate_limits=True, operation_seconds=0.5) as sb:
+        before = _jobs(sb)
+        results = _add_from_two_processes(sb, envs)
+        stats = sb.stats()["audience_concurrency"]
+        assert _jobs(sb) == before + 16
+    assert all(r["ok"] and r["status_code"] == 202 and r["attempts"] == 1 for r in results), results
+    assert stats["refused"] == 0 and 1 <= stats["busiest"] <= ratelimit.concurrency_slots(), stats
+
+
+def test_without_a_shared_store_two_processes_exceed_the_pack_share_of_the_audience_limit(tmp_path):
+    """The control: a state store per process (two machines without Redis),
+    uploads taking 1 s: together they run more than 8 at once."""
+    with Sandbox(rate_limits=True, operation_seconds=1.0) as sb:
+        _add_from_two_processes(sb, _file_envs(tmp_path, shared=False))
+        stats = sb.stats()["audience_concurrency"]
+    assert stats["busiest"] > ratelimit.concurrency_slots() or stats["refused"] > 0, stats
