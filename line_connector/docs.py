@@ -151,7 +151,8 @@ def result_fields(spec, names):
              "accepted_request_id": bool(getattr(cls, "retry_key", False)),
              "chunk": issubclass(cls, ChunkedAction), "chunks": issubclass(cls, ChunkedAction),
              "recipients": issubclass(cls, ChunkedAction), "vendor_code": vendor in ("nxcloud", "sobot"),
-             "all_items": "all_pages" in inputs, "pages_fetched": "all_pages" in inputs}
+             "all_items": "all_pages" in inputs, "pages_fetched": "all_pages" in inputs,
+             "throttled_ms": vendor == "line"}
     keep = []
     for name, description in names:
         if name in COMMON_RESULT_FIELDS or given.get(name) or _owned_by(spec, cls, description):
