@@ -60,6 +60,11 @@ def start_service(config_path, err_path):
                              "--threads", str(CONCURRENCY)], stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=err)
     err.close()
+    return wait_listening(proc, err_path)
+
+
+def wait_listening(proc, err_path):
+    """(process, host, port) once ``proc`` logged its ``listening`` line."""
     end = time.monotonic() + 30
     while time.monotonic() < end and proc.poll() is None:
         with open(err_path, "rb") as fh:
@@ -112,18 +117,25 @@ def cpu_seconds(pid=None):
 
 class CpuPerCall:
     """CPU microseconds per call of this process, the service and the
-    sandbox, summed over the blocks run through ``measure``."""
+    sandbox (a pid of None: not measured), summed over the blocks run
+    through ``measure``."""
 
     def __init__(self, service_pid, sandbox_pid):
         self.pids = {"callers": None, "service": service_pid, "sandbox": sandbox_pid}
-        self.totals = {name: 0.0 for name in self.pids}
+        self.totals = {"callers": 0.0, "service": None if service_pid is None else 0.0,
+                       "sandbox": None if sandbox_pid is None else 0.0}
         self.calls = 0
 
+    def _read(self, name):
+        if name != "callers" and self.pids[name] is None:
+            return None
+        return cpu_seconds(self.pids[name])
+
     def measure(self, fn, calls):
-        before = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        before = {name: self._read(name) for name in self.pids}
         result = fn()
-        for name, pid in self.pids.items():
-            after = cpu_seconds(pid)
+        for name in self.pids:
+            after = self._read(name)
             if before[name] is None or after is None:
                 self.totals[name] = None
             elif self.totals[name] is not None:
