@@ -231,7 +231,7 @@ def main():
             # CPU per call of each process, for the latency loops and the throughput loops
             cpu = {(kind, mode): CpuPerCall(service.pid, sandbox.pid)
                    for kind in ("p50", "rate") for mode in ("direct", "http")}
-            n_rate = CONCURRENCY * n_thr
+            n_rate = CONCURRENCY * (n_thr + 1)  # each worker warms with one call first
             for _ in range(rounds):
                 p50["direct"].append(statistics.median(
                     cpu["p50", "direct"].measure(lambda: latencies(direct, n_lat), n_lat)))

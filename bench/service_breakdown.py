@@ -68,7 +68,7 @@ def http_cpu_per_call(proc, host, port, calls_per_client):
         client = bs.Client(host, port)
         return client.call, client.close
     meter = bs.CpuPerCall(proc.pid, None)
-    rate = meter.measure(lambda: bs.throughput(worker, calls_per_client), bs.CONCURRENCY * calls_per_client)
+    rate = meter.measure(lambda: bs.throughput(worker, calls_per_client), bs.CONCURRENCY * (calls_per_client + 1))
     return rate, meter.per_call()["service"]
 
 
@@ -121,7 +121,7 @@ def main():
             for _ in range(args.rounds):
                 meter = bs.CpuPerCall(None, None)
                 meter.measure(lambda: bs.throughput(lambda: (direct, lambda: None), args.calls),
-                              bs.CONCURRENCY * args.calls)
+                              bs.CONCURRENCY * (args.calls + 1))
                 figures["run_action"].append(meter.per_call()["callers"])
                 meter = bs.CpuPerCall(None, None)
                 stderr, sys.stderr = sys.stderr, log
