@@ -16,6 +16,17 @@ the standard library's ``http.client``, so the overhead measured is the
 service's (parsing, auth, JSON, the access log, a second process hop), not
 a client library's.
 
+Beside each figure: the CPU time (user + system) per call of each process,
+this one (the callers: ``run_action``'s 8 threads, or the 8 HTTP clients),
+the service and the sandbox, read from ``/proc`` (Linux; elsewhere only
+this process's). Why: both loops are bound by one interpreter's CPU (the
+direct loop by this process's, the HTTP loop by the service's), so the
+throughput ratio is close to run_action's CPU per call over the service's,
+and these figures say where a call's time goes on a machine shared with
+other work, where wall time alone cannot. The rows' CPU-time ratio is the
+callers' and the service's CPU per call over the direct callers' (the
+sandbox, LINE's stand-in, is the same work in both and left out).
+
     python bench/bench_service.py [--quick]
 """
 import argparse
@@ -49,6 +60,11 @@ def start_service(config_path, err_path):
                              "--threads", str(CONCURRENCY)], stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=err)
     err.close()
+    return wait_listening(proc, err_path)
+
+
+def wait_listening(proc, err_path):
+    """(process, host, port) once ``proc`` logged its ``listening`` line."""
     end = time.monotonic() + 30
     while time.monotonic() < end and proc.poll() is None:
         with open(err_path, "rb") as fh:
@@ -84,6 +100,57 @@ class Client:
 
     def close(self):
         self.conn.close()
+
+
+def cpu_seconds(pid=None):
+    """User + system CPU seconds of this process (``pid`` None) or of
+    another one (Linux ``/proc``; None where that cannot be read)."""
+    if pid is None:
+        return time.process_time()
+    try:
+        with open("/proc/%d/stat" % pid) as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
+
+
+class CpuPerCall:
+    """CPU microseconds per call of this process, the service and the
+    sandbox (a pid of None: not measured), summed over the blocks run
+    through ``measure``."""
+
+    def __init__(self, service_pid, sandbox_pid):
+        self.pids = {"callers": None, "service": service_pid, "sandbox": sandbox_pid}
+        self.totals = {"callers": 0.0, "service": None if service_pid is None else 0.0,
+                       "sandbox": None if sandbox_pid is None else 0.0}
+        self.calls = 0
+
+    def _read(self, name):
+        if name != "callers" and self.pids[name] is None:
+            return None
+        return cpu_seconds(self.pids[name])
+
+    def measure(self, fn, calls):
+        before = {name: self._read(name) for name in self.pids}
+        result = fn()
+        for name in self.pids:
+            after = self._read(name)
+            if before[name] is None or after is None:
+                self.totals[name] = None
+            elif self.totals[name] is not None:
+                self.totals[name] += after - before[name]
+        self.calls += calls
+        return result
+
+    def per_call(self):
+        """{process: microseconds per call or None}."""
+        return {name: (None if total is None or not self.calls else total / self.calls * 1e6)
+                for name, total in self.totals.items()}
+
+
+def loadavg():
+    return " ".join("%.2f" % x for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
 
 
 def latencies(fn, n):
@@ -137,6 +204,7 @@ def main():
     parser.add_argument("--json", help="write the two rows to this file (for bench/report.py)")
     args = parser.parse_args()
     n_lat, n_thr, rounds = (300, 100, 3) if args.quick else (1000, 300, 5)
+    load_start = loadavg()
 
     from line_connector import __version__
     from line_connector.runner import run_action
@@ -160,15 +228,22 @@ def main():
             client.call()  # warm both: imports, validators, connections
             p50 = {"direct": [], "http": []}
             rate = {"direct": [], "http": []}
+            # CPU per call of each process, for the latency loops and the throughput loops
+            cpu = {(kind, mode): CpuPerCall(service.pid, sandbox.pid)
+                   for kind in ("p50", "rate") for mode in ("direct", "http")}
+            n_rate = CONCURRENCY * (n_thr + 1)  # each worker warms with one call first
             for _ in range(rounds):
-                p50["direct"].append(statistics.median(latencies(direct, n_lat)))
-                p50["http"].append(statistics.median(latencies(client.call, n_lat)))
-                rate["direct"].append(throughput(lambda: (direct, lambda: None), n_thr))
+                p50["direct"].append(statistics.median(
+                    cpu["p50", "direct"].measure(lambda: latencies(direct, n_lat), n_lat)))
+                p50["http"].append(statistics.median(
+                    cpu["p50", "http"].measure(lambda: latencies(client.call, n_lat), n_lat)))
+                rate["direct"].append(cpu["rate", "direct"].measure(
+                    lambda: throughput(lambda: (direct, lambda: None), n_thr), n_rate))
 
                 def http_worker():
                     c = Client(host, port)
                     return c.call, c.close
-                rate["http"].append(throughput(http_worker, n_thr))
+                rate["http"].append(cpu["rate", "http"].measure(lambda: throughput(http_worker, n_thr), n_rate))
             client.close()
         finally:
             if service is not None:
@@ -189,18 +264,42 @@ def main():
           % (h * 1000, d * 1000, overhead, "" if overhead <= 1.0 else " (missed)"))
     print("| throughput, %d concurrent clients vs %d threads | %.0f calls/s | %.0f calls/s | %.2fx | >= 0.8x%s |"
           % (CONCURRENCY, CONCURRENCY, rh, rd, rh / rd, "" if rh / rd >= 0.8 else " (missed)"))
+    print()
+    print("CPU time per call (user + system, us), by process:")
+    print("| loop | callers (this process) | service | sandbox |")
+    print("|---|---|---|---|")
+    per = {key: c.per_call() for key, c in cpu.items()}
+    for (kind, mode), label in ((("p50", "direct"), "1 caller, run_action"), (("p50", "http"), "1 client, HTTP"),
+                                (("rate", "direct"), "%d threads, run_action" % CONCURRENCY),
+                                (("rate", "http"), "%d clients, HTTP" % CONCURRENCY)):
+        row = per[kind, mode]
+        print("| %s | %s | %s | %s |" % (label, *("-" if mode == "direct" and name == "service" else
+                                                  "n/a" if row[name] is None else "%.0f" % row[name]
+                                                  for name in ("callers", "service", "sandbox"))))
+    print("load average (1, 5, 15 min): %s at the start, %s at the end" % (load_start, loadavg()))
+
+    def cpu_ratio(kind):
+        """(callers + service) CPU per call over HTTP, over the direct callers'."""
+        http, direct_ = per[kind, "http"], per[kind, "direct"]
+        if http["callers"] is None or http["service"] is None or not direct_["callers"]:
+            return None
+        return (http["callers"] + http["service"]) / direct_["callers"]
     if args.json:
         with open(args.json, "w") as fh:
             json.dump([
                 {"key": "service_p50", "name": "service: p50 overhead over `run_action` (%s)" % ACTION,
                  "pack": h * 1000, "baseline": d * 1000, "unit": "ms", "ratio": h / d, "figure": overhead,
-                 "shown": "%+.2f ms" % overhead, "goal": ["<=", 1.0]},
+                 "shown": "%+.2f ms" % overhead, "goal": ["<=", 1.0], "cpu_ratio": cpu_ratio("p50")},
                 {"key": "service_rate", "name": "service: %d-client throughput vs %d threads calling `run_action`"
                  % (CONCURRENCY, CONCURRENCY), "pack": rh, "baseline": rd, "unit": "calls/s", "ratio": rh / rd,
-                 "figure": rh / rd, "shown": "%.2fx" % (rh / rd), "goal": [">=", 0.8]}], fh)
+                 "figure": rh / rd, "shown": "%.2fx" % (rh / rd), "goal": [">=", 0.8],
+                 "cpu_ratio": cpu_ratio("rate")}], fh)
     print(json.dumps({"p50_http_ms": round(h * 1000, 3), "p50_direct_ms": round(d * 1000, 3),
                       "overhead_ms": round(overhead, 3), "rate_http": round(rh, 1), "rate_direct": round(rd, 1),
-                      "ratio": round(rh / rd, 3), "rounds": rounds}))
+                      "ratio": round(rh / rd, 3), "rounds": rounds,
+                      "cpu_us_per_call": {"%s_%s" % key: {name: None if v is None else round(v)
+                                                          for name, v in value.items()}
+                                          for key, value in per.items()}}))
 
 
 if __name__ == "__main__":
