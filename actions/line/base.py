@@ -149,7 +149,8 @@ class LineAction(Action):
             extra["retry_key"] = key
         idempotent = self.idempotent if self.idempotent is not None else (method == "GET" or self.retry_key)
         limiter = ratelimit.Limiter(self.channel, method, path or self.path,
-                                    self.asset.get("rate_limit_factor", ratelimit.DEFAULT_FACTOR))
+                                    self.asset.get("rate_limit_factor", ratelimit.DEFAULT_FACTOR),
+                                    store=self.state_store)
         return Request(method, self.url(path or self.path), params=params, headers=headers, body=data,
                        retry=SAFE_RETRY if idempotent else UNSENT_ONLY, auth=self.auth, extra=extra,
                        limiter=limiter)
