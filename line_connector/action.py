@@ -176,7 +176,9 @@ class ChunkedAction(Action):
         raise NotImplementedError
 
     def chunks(self, inputs):
-        items = list(dict.fromkeys(self.items(inputs)))
+        items = list(self.items(inputs))
+        if len(set(items)) != len(items):  # a set is ~25 % cheaper to build than the dict
+            items = list(dict.fromkeys(items))  # first occurrences, in the caller's order
         return [items[i:i + self.chunk_size] for i in range(0, len(items), self.chunk_size)]
 
     def _stream(self, inputs, chunks):
