@@ -1291,11 +1291,26 @@ def _bucket_file(store, key):
             # another file); this happens only when the directory is removed
             del _BUCKET_FILES[slot]
             store._ready.discard(BUCKET_NAMESPACE)
-        path = os.path.join(store._dir(BUCKET_NAMESPACE), key_hash(BUCKET_NAMESPACE, key) + ".bucket")
         if len(_BUCKET_FILES) >= MAX_OPEN_BUCKETS:
-            return store._open_lock(path), threading.Lock(), True
-        found = _BUCKET_FILES[slot] = (store._open_lock(path), threading.Lock())
+            return _open_bucket(store, key), threading.Lock(), True
+        found = _BUCKET_FILES[slot] = (_open_bucket(store, key), threading.Lock())
         return found[0], found[1], False
+
+
+def _open_bucket(store, key):
+    """Open (creating it) the bucket file of ``key``. A directory removed
+    since this store last made it is made again, once (as ``put`` does):
+    else a bucket not yet open in this process -- any bucket once
+    MAX_OPEN_BUCKETS are open -- would degrade the store to memory and stop
+    sharing the limit with the machine's other processes."""
+    for attempt in (1, 2):
+        path = os.path.join(store._dir(BUCKET_NAMESPACE), key_hash(BUCKET_NAMESPACE, key) + ".bucket")
+        try:
+            return store._open_lock(path)
+        except FileNotFoundError:
+            if attempt == 2:
+                raise
+            store._ready.discard(BUCKET_NAMESPACE)
 
 
 def _file_take(store, key, rate, burst, max_wait):

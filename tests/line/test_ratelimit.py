@@ -455,3 +455,27 @@ def test_minute_and_hour_limits_burst_half_their_share_so_small_hourly_limits_ar
     assert burst == 2 and abs(rate * 3600 - 0.4) < 1e-9
     assert ratelimit.bucket_shape(60, 3600.0, 0.8)[0] == 24  # broadcast: 48 an hour, 24 at once
     assert ratelimit.bucket_shape(200, 1.0, 0.8)[0] == 16  # per second: 10 % of 160
+
+
+def test_a_removed_state_directory_is_made_again_for_a_bucket_not_yet_open(tmp_path, monkeypatch):
+    """A bucket this process has not opened yet (a new endpoint, or any
+    bucket once MAX_OPEN_BUCKETS are open) after the state directory was
+    removed: the directory is made again and the bucket stays shared; the
+    store never degrades to memory (the full suite found the second case)."""
+    import shutil
+
+    root = str(tmp_path / "state")
+    store = state.FileStore(root)
+    assert ratelimit.take(store, "channel\nPOST /v2/bot/message/push", 10.0, 1.0, 5.0) is None
+    shutil.rmtree(root)
+    key = "channel\nPOST /v2/bot/message/multicast"
+    assert ratelimit.take(store, key, 10.0, 1.0, 5.0) is None
+    path = os.path.join(root, "ratelimit", state.key_hash("ratelimit", key) + ".bucket")
+    assert os.path.getsize(path) == 16 and store.shared
+    monkeypatch.setattr(state, "MAX_OPEN_BUCKETS", 0)  # every bucket opened per call from here on
+    shutil.rmtree(root)
+    key = "channel\nPOST /v2/bot/message/broadcast"
+    assert ratelimit.take(store, key, 10.0, 1.0, 5.0) is None
+    assert ratelimit.take(store, key, 10.0, 1.0, 5.0) > 0  # the same file: the bucket is shared
+    path = os.path.join(root, "ratelimit", state.key_hash("ratelimit", key) + ".bucket")
+    assert os.path.getsize(path) == 16 and store.shared
