@@ -9,6 +9,8 @@ An action receives validated inputs and its asset and either
 
 It never parses CLI arguments, prints or exits: that is the runner's job.
 """
+from functools import cached_property
+
 from .errors import InputError
 from .http import Request
 
@@ -60,6 +62,16 @@ class Action:
         return ()
 
     # ------------------------------------------------------------ helpers
+    @cached_property
+    def state_store(self):
+        """The run's state store (retry-key records, rate-limit buckets): the
+        runner sets the one it checked at the start of the run; else taken
+        once, in the thread that builds the requests (a --sandbox run's
+        private store is a context of that thread)."""
+        from . import state
+
+        return state.store()
+
     def url(self, path, base_field="url"):
         return self.asset[base_field].rstrip("/") + path
 
@@ -164,7 +176,9 @@ class ChunkedAction(Action):
         raise NotImplementedError
 
     def chunks(self, inputs):
-        items = list(dict.fromkeys(self.items(inputs)))
+        items = list(self.items(inputs))
+        if len(set(items)) != len(items):  # a set is ~25 % cheaper to build than the dict
+            items = list(dict.fromkeys(items))  # first occurrences, in the caller's order
         return [items[i:i + self.chunk_size] for i in range(0, len(items), self.chunk_size)]
 
     def _stream(self, inputs, chunks):

@@ -574,9 +574,14 @@ class Request:
         return out
 
 
+#: ``json.dumps(obj, ensure_ascii=False, separators=(",", ":"))`` builds this
+#: encoder anew on every call; an encoder holds no state between calls
+_BODY_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def json_bytes(obj):
     """Serialize a JSON body once: compact, UTF-8, non-ASCII kept as is."""
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return _BODY_ENCODER.encode(obj).encode("utf-8")
 
 
 # ------------------------------------------------------------ parsing

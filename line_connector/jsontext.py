@@ -22,10 +22,18 @@ def _finite_float(text):
     return value
 
 
+#: ``json.loads`` with keyword arguments builds a decoder on every call; one
+#: decoder serves every call and thread (as json's own default decoder does)
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float)
+
+
 def loads(text):
     """``json.loads`` refusing NaN, Infinity and numbers that overflow to
     Infinity (ValueError). A nesting too deep for the parser raises
     RecursionError, for the caller to report in its own terms."""
+    if type(text) is str and not text.startswith("\ufeff"):
+        return _DECODER.decode(text)
+    # bytes, a str subclass, a BOM: json.loads' own checks and messages
     return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
 
 

@@ -134,6 +134,7 @@ def endpoint_of(method, path):
     return "%s %s" % (method, _ID_SEGMENT.sub("/{id}", path)), OTHER, OTHER_LIMIT[0], OTHER_LIMIT[1]
 
 
+@lru_cache(maxsize=256)
 def bucket_shape(limit, per, factor):
     """(burst, refill per second) such that any window of ``per`` seconds
     holds at most ``factor x limit`` requests: burst + refill x per equals
@@ -155,7 +156,12 @@ def channel_digest(asset):
     so two assets of one channel share a bucket and the credential itself
     is never stored."""
     ident = ("client:" + asset["client_id"]) if asset.get("client_id") else ("token:" + str(asset.get("token", "")))
-    text = "%s\n%s" % (str(asset.get("url", "")).rstrip("/"), ident)
+    return _digest("%s\n%s" % (str(asset.get("url", "")).rstrip("/"), ident))
+
+
+@lru_cache(maxsize=64)
+def _digest(text):
+    """sha256 hex of ``text``, kept for the few channels a process serves."""
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
@@ -327,13 +333,13 @@ def audience_key(base_url, audience):
     return "%s\naudience %s" % (where, audience)
 
 
-def limiter_for(channel, method, path, factor=DEFAULT_FACTOR, audience=None, base_url=""):
+def limiter_for(channel, method, path, factor=DEFAULT_FACTOR, audience=None, base_url="", store=None):
     """The limiter of one request: an ``AudienceLimiter`` when it adds IDs to
     audience ``audience`` (LINE's per-audience concurrency limit), else a
     ``Limiter``."""
     if audience is not None and (method, path) in _SLOT_ENDPOINTS:
-        return AudienceLimiter(channel, method, path, factor, audience=audience, base_url=base_url)
-    return Limiter(channel, method, path, factor)
+        return AudienceLimiter(channel, method, path, factor, store=store, audience=audience, base_url=base_url)
+    return Limiter(channel, method, path, factor, store=store)
 
 
 class AudienceLimiter(Limiter):

@@ -164,6 +164,13 @@ _REGEX_MAX = 512
 #: scrubbed this many short texts (a warm process's second or third run):
 #: a one-shot CLI run would pay more to compile it than it saves.
 _REGEX_AFTER = 64
+#: Short texts the alternation found clean, remembered per set of secrets (the
+#: entry's fourth item): a warm run scrubs the same keys and header values
+#: ("status_code", "application/json"...) every call. Only texts up to
+#: _CLEAN_MAX characters, at most _CLEAN_SIZE of them; a text that holds no
+#: form of these secrets holds none the next time either.
+_CLEAN_MAX = 128
+_CLEAN_SIZE = 4096
 
 
 def _cached_forms(value):
@@ -188,7 +195,7 @@ def _needles_of(values):
             merged |= _cached_forms(value)
         # longest first (a form inside a longer one is masked with it); ties in
         # a fixed order, so the same secrets always scrub a text the same way
-        found = [tuple(sorted(merged, key=lambda n: (-len(n), n))), None, 0]
+        found = [tuple(sorted(merged, key=lambda n: (-len(n), n))), None, 0, set()]
         if len(_NEEDLES) >= _CACHE_SIZE:
             _NEEDLES.clear()
         _NEEDLES[values] = found
@@ -198,7 +205,7 @@ def _needles_of(values):
 class Redactor:
     def __init__(self, secrets=()):
         self._values = frozenset()
-        self._entry = [(), None, 0]
+        self._entry = [(), None, 0, set()]
         self._needles = ()
         for s in secrets:
             self.add(s)
@@ -242,8 +249,13 @@ class Redactor:
         # holds none is returned as is, one that holds any is masked below
         # exactly as before
         if len(text) <= _REGEX_MAX:
+            clean = self._entry[3]
+            if text in clean:
+                return text
             regex = self._regex()
             if regex is not None and regex.search(text) is None:
+                if len(text) <= _CLEAN_MAX and len(clean) < _CLEAN_SIZE:
+                    clean.add(text)
                 return text
         for needle in self._needles:
             if needle in text:
@@ -290,11 +302,15 @@ class Redactor:
                     out[k2] = None  # keeps the key order; filled when popped
                     stack.append((v, out, k2, truncated and k == "raw_body"))
             elif isinstance(value, (list, tuple)):
-                if value and set(map(type, value)) == {str}:
-                    # long lists of plain strings (a chunk's recipients): one search
-                    # over the joined text instead of one per item when it is clean
-                    joined = "\n".join(value)
-                    if not any(needle in joined for needle in self._needles):
+                if len(value) > 1:
+                    # long lists of strings (a chunk's recipients): one search over
+                    # the joined text instead of one per item when it is clean (a
+                    # form found across two items only sends it the long way)
+                    try:
+                        joined = "\n".join(value)  # TypeError unless every item is a str
+                    except TypeError:
+                        joined = None
+                    if joined is not None and not any(needle in joined for needle in self._needles):
                         parent[key] = list(value)
                         continue
                 out = parent[key] = [None] * len(value)

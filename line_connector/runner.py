@@ -54,12 +54,25 @@ def _register_secrets(redactor, asset):
     password of any URL in it (``http_proxy`` may legitimately carry them)."""
     if not isinstance(asset, dict):
         return
-    m = manifest()
-    for asset_name in m.asset_names:
-        for key in m.asset(asset_name).secret_fields:
-            redactor.add(asset.get(key))
+    for key in _pack_secret_fields(manifest()):
+        redactor.add(asset.get(key))
     for value in asset.values():
         redactor.add_url(value)
+
+
+_SECRET_FIELDS = {}
+
+
+def _pack_secret_fields(m):
+    """Every ``format: password`` field name of the pack's assets, worked out
+    once per manifest (a warm run listed them from every asset's schema)."""
+    found = _SECRET_FIELDS.get(id(m))
+    if found is None or found[0] is not m:
+        names = []
+        for asset_name in m.asset_names:
+            names.extend(k for k in m.asset(asset_name).secret_fields if k not in names)
+        found = _SECRET_FIELDS[id(m)] = (m, tuple(names))
+    return found[1]
 
 
 def _no_credentials(spec, asset):
@@ -104,10 +117,47 @@ def _internal_error(redactor, exc):
     return InternalError("internal error: %s%s" % (kind, ": " + text if text else ""), kind)
 
 
+#: asset selections that succeeded, by (manifest, accepted assets, the asset's
+#: fields with their exact types): a pure function of those, and a warm caller
+#: sends with the same asset again and again. Flat assets of scalars only.
+_SELECTED = {}
+_SELECTED_MAX = 256
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def _selection_key(spec, given):
+    """The memo key of ``select_asset(spec, given)``, or None when ``given``
+    is not a flat object of plain scalars (then it is checked every time).
+    Each value's type is part of the key: True, 1 and 1.0 are equal and hash
+    alike, yet only one of them is a boolean."""
+    try:
+        items = tuple((k, type(v), v) for k, v in given.items())
+    except AttributeError:
+        return None
+    for k, kind, _v in items:
+        if kind not in _SCALARS or type(k) is not str:
+            return None
+    return (tuple(spec.assets), items)
+
+
 def select_asset(spec, given):
     """Pick the asset (of those the action accepts) that the given fields
     form. Returns (asset_name, values with defaults). Raises InputError that
     says, for each accepted asset, which fields are missing or wrong."""
+    key = _selection_key(spec, given) if isinstance(given, dict) else None
+    if key is not None:
+        found = _SELECTED.get(key)
+        if found is not None and found[0] is manifest():  # the manifest it was checked against
+            return found[1], dict(found[2])
+    asset_name, filled = _select_asset(spec, given)
+    if key is not None:
+        if len(_SELECTED) >= _SELECTED_MAX:
+            _SELECTED.clear()
+        _SELECTED[key] = (manifest(), asset_name, dict(filled))
+    return asset_name, filled
+
+
+def _select_asset(spec, given):
     if not isinstance(given, dict):
         raise InputError("invalid asset", [{"path": "asset", "message": "must be a JSON object"}])
     failures = []
@@ -230,15 +280,17 @@ def run_action(name, asset=None, inputs=None, *, dry_run=False, timeout=None, sa
                 raise InputError("invalid timeout", [{"path": "timeout",
                                                       "message": "must be seconds or (connect, read) seconds"}])
             timeout = tuple(check_seconds(t, "timeout") for t in pair)
-        state.store()  # an unusable LINE_CONNECTOR_STATE is exit 2 before anything is sent
+        run_store = state.store()  # an unusable LINE_CONNECTOR_STATE is exit 2 before anything is sent
         if sandbox is not None:
             asset = sandbox.asset_for(spec.assets, asset)
             _register_secrets(redactor, asset)
         # plain JSON first: the schema validator recurses and compares numbers
-        not_json = json_value_problems(asset, "asset") + json_value_problems(inputs, "inputs")
+        floats = []  # where the inputs hold floats: only then is there one to make an int
+        not_json = json_value_problems(asset, "asset") + json_value_problems(inputs, "inputs", floats)
         if not_json:
             raise InputError("asset and inputs must be plain JSON", not_json)
-        inputs = _integral_floats_as_int(inputs)  # plain JSON here, so nesting is bounded
+        if floats:
+            inputs = _integral_floats_as_int(inputs)  # plain JSON here, so nesting is bounded
         asset_name, asset_values, inputs_error = None, None, None
         try:
             asset_name, asset_values = select_asset(spec, asset)
@@ -284,11 +336,12 @@ def run_action(name, asset=None, inputs=None, *, dry_run=False, timeout=None, sa
         sends = _SendLog(client)
         action = cls(asset_values, asset_name, sends, redactor, progress=progress)
         action.spec = spec
+        action.state_store = run_store  # looked up once per run
         if dry_run and not cls.local:
             return redactor.scrub_obj([r.describe() for r in action.build(inputs)])
         with deadline_scope(deadline, start=started):  # read by every send of the run, worker threads too
             raw, ok = action.execute(inputs)
-        state.annotate(raw)
+        state.annotate(raw, run_store)
     # Each error is rebuilt from scrubbed text and raised after the except
     # blocks, so it carries neither __cause__ nor __context__: the original
     # (its args, repr, traceback locals) may hold a secret.

@@ -159,9 +159,13 @@ def key_hash(namespace, key):
     return hashlib.sha256(("%s\n%s" % (namespace, key)).encode("utf-8", "surrogatepass")).hexdigest()
 
 
+#: one encoder for every entry (``json.dumps`` with options builds one per call)
+_ENTRY_ENCODER = json.JSONEncoder(allow_nan=False, separators=(",", ":"), sort_keys=True)
+
+
 def _dumps(value):
     # strict JSON: a NaN never reaches a file another process must parse
-    return json.dumps(value, allow_nan=False, separators=(",", ":"), sort_keys=True)
+    return _ENTRY_ENCODER.encode(value)
 
 
 def _reject_constant(name):
@@ -291,11 +295,16 @@ class MemoryStore(Store):
             lk.release()
 
 
+try:
+    import fcntl as _fcntl
+except ImportError:  # Windows
+    _fcntl = None
+
+
 def _os_lock(fd):
     """Try once to take an exclusive OS lock on ``fd``; True on success."""
-    try:
-        import fcntl
-    except ImportError:  # Windows
+    fcntl = _fcntl
+    if fcntl is None:  # Windows
         import msvcrt
 
         try:
@@ -316,15 +325,13 @@ def _os_lock(fd):
 
 
 def _os_unlock(fd):
-    try:
-        import fcntl
-    except ImportError:
+    if _fcntl is None:
         import msvcrt
 
         os.lseek(fd, 0, 0)
         msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
         return
-    fcntl.flock(fd, fcntl.LOCK_UN)
+    _fcntl.flock(fd, _fcntl.LOCK_UN)
 
 
 class FileStore(Store):
@@ -336,6 +343,12 @@ class FileStore(Store):
         self._guard = threading.Lock()
         self._thread_locks = {}
         self._ready = set()
+        #: open descriptors of the shared lock files (``_locked(keep=True)``),
+        #: closed when the store is collected or the process forks (a child
+        #: sharing them would share their OS locks with its parent)
+        self._kept_fds = {}
+        self._kept_gen = _FORKS[0]
+        weakref.finalize(self, _close_kept, self._kept_fds)
 
     # ---------------------------------------------------------- degradation
     @property
@@ -552,8 +565,11 @@ class FileStore(Store):
             yield
 
     @contextlib.contextmanager
-    def _locked(self, lock_path, namespace, key, wait):
-        """Hold the thread lock and the OS lock of ``lock_path``."""
+    def _locked(self, lock_path, namespace, key, wait, keep=False):
+        """Hold the thread lock and the OS lock of ``lock_path``. ``keep``:
+        for lock files nothing removes but the removal of the directory (the
+        shared ones): its descriptor stays open for the next holder of the
+        thread lock, which saves an open, two checks and a close per lock."""
         with self._guard:
             tlock = self._thread_locks.setdefault(lock_path, threading.Lock())
         started = time.monotonic()
@@ -562,7 +578,7 @@ class FileStore(Store):
             raise LockTimeout(namespace, time.monotonic() - started)
         try:
             try:
-                fd = self._acquire_file(lock_path, started, wait, namespace)
+                fd = self._acquire_file(lock_path, started, wait, namespace, keep)
             except OSError as exc:
                 fallback = self._degrade(exc)
                 with fallback.lock(namespace, key, max(0.0, wait - (time.monotonic() - started))):
@@ -573,7 +589,8 @@ class FileStore(Store):
             finally:
                 with contextlib.suppress(OSError):
                     _os_unlock(fd)
-                os.close(fd)
+                if not keep:
+                    os.close(fd)
         finally:
             tlock.release()
 
@@ -597,16 +614,26 @@ class FileStore(Store):
             os.fchmod(fd, 0o600)
         return fd
 
-    def _acquire_file(self, lock_path, started, wait, namespace):
+    def _acquire_file(self, lock_path, started, wait, namespace, keep=False):
         """Poll a non-blocking OS lock until ``wait`` runs out. After taking
         it, check the file is still the one at the path (a sweeper may have
-        removed it): otherwise start over on the new file."""
+        removed it): otherwise start over on the new file. ``keep``: reuse
+        and keep the descriptor (``_locked``); the caller holds the path's
+        thread lock, so one thread at a time uses it."""
         pause = 0.005
+        if keep and self._kept_gen != _FORKS[0]:  # inherited from the parent: never used here
+            self._kept_fds.clear()
+            self._kept_gen = _FORKS[0]
         while True:
-            fd = self._open_lock(lock_path)
+            fd = self._kept_fds.get(lock_path) if keep else None
+            if fd is None:
+                fd = self._open_lock(lock_path)
             while not _os_lock(fd):
                 if time.monotonic() - started >= wait:
-                    os.close(fd)
+                    if not keep:
+                        os.close(fd)
+                    elif self._kept_fds.get(lock_path) != fd:
+                        self._kept_fds[lock_path] = fd
                     raise LockTimeout(namespace, time.monotonic() - started)
                 time.sleep(pause)
                 pause = min(pause * 2, 0.05)
@@ -615,8 +642,12 @@ class FileStore(Store):
             except FileNotFoundError:
                 same = False
             if same:
+                if keep:
+                    self._kept_fds[lock_path] = fd
                 return fd
             _os_unlock(fd)
+            if keep and self._kept_fds.get(lock_path) == fd:
+                del self._kept_fds[lock_path]
             os.close(fd)
 
     # ---------------------------------------------------------------- sweep
@@ -680,6 +711,28 @@ class FileStore(Store):
                     _os_unlock(fd)
             finally:
                 os.close(fd)
+
+
+def _close_kept(fds):
+    for fd in list(fds.values()):
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    fds.clear()
+
+
+#: how many times this process is a forked child of the one that imported the
+#: module: kept descriptors of another generation belong to the parent (an
+#: OS lock is per open file: parent and child would both hold it at once)
+_FORKS = [0]
+
+
+def _after_fork_in_child():
+    _FORKS[0] += 1
+    _BUCKET_FILES.clear()  # the parent's open bucket files: the child opens its own
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _make_private_dirs(path):
@@ -937,10 +990,12 @@ def private(owner=None):
     return PrivateScope(found, cleanup=lambda: shutil.rmtree(path, ignore_errors=True))
 
 
-def annotate(output):
+def annotate(output, current=None):
     """Copy the store's degradation note (if any) into a run's output: every
-    result of a list, or the top level of an object. Called by the runner."""
-    current = _OVERRIDE.get()
+    result of a list, or the top level of an object. Called by the runner,
+    with the store its run used (``current``; default: this context's)."""
+    if current is None:
+        current = _OVERRIDE.get()
     if current is None:
         with _STORES_GUARD:
             current = _STORES.get(state_dir())
@@ -1008,13 +1063,19 @@ def _file_made_key(self):
         return self._fallback.made_key()
     with self._guard:
         current = getattr(self, "_journal", None)
-        if current is None or current[1] >= JOURNAL_ENTRIES or current[2] != os.getpid():
-            # a new journal id; the version nibble of a UUID4 is part of it
-            current = [uuid.UUID(bytes=os.urandom(16), version=4).hex[:16], 0, os.getpid()]
+        if current is None or current[1] >= JOURNAL_ENTRIES or current[2] != _FORKS[0]:
+            # a new journal id (a forked child starts its own); the version
+            # nibble of a UUID4 is part of it
+            current = [uuid.UUID(bytes=os.urandom(16), version=4).hex[:16], 0, _FORKS[0]]
             self._journal = current
         current[1] += 1
         prefix = current[0]
-    return str(uuid.UUID(hex=prefix + os.urandom(8).hex(), version=4))
+    # what str(uuid.UUID(hex=prefix + rest, version=4)) gives, without the
+    # object: the prefix holds the version nibble, the variant's two bits
+    # (10) are set on the first random nibble
+    rest = os.urandom(8).hex()
+    return "%s-%s-%s-%s%s-%s" % (prefix[:8], prefix[8:12], prefix[12:], "89ab"[int(rest[0], 16) & 3], rest[1:4],
+                                 rest[4:])
 
 
 def _file_add_made(self, namespace, made, key, value, ttl):
@@ -1028,16 +1089,37 @@ def _file_add_made(self, namespace, made, key, value, ttl):
     # ends at the next record's start instead of swallowing that record
     line = b"\n" + check_entry_size(_dumps(entry).encode("utf-8")) + b"\n"
     try:
-        path = os.path.join(self._dir(namespace), name)
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | _NOFOLLOW, 0o600)
-        try:
-            os.write(fd, line)  # one write of one line with O_APPEND: lines never interleave
-        finally:
-            os.close(fd)
+        _append_journal(self, os.path.join(self._dir(namespace), name), line)
     except OSError as exc:
         return self._degrade(exc).add_made(namespace, made, key, value, ttl)
     self._maybe_sweep(namespace)
     return None
+
+
+def _append_journal(store, path, line):
+    """Append ``line`` to the journal at ``path`` in one write with O_APPEND
+    (lines of several writers never interleave). The journal this process
+    last wrote stays open for the next record (its keys come in a row),
+    checked still linked first (the sweep or a removed directory unlinks it:
+    then it is opened anew, as before); any other is opened for the write."""
+    with store._guard:  # journal descriptors are only used under it
+        kept = store._kept_fds  # closed with the store (see FileStore.__init__)
+        if store._kept_gen != _FORKS[0]:  # inherited from the parent: never used here
+            kept.clear()
+            store._kept_gen = _FORKS[0]
+        fd = kept.get(path)
+        if fd is not None and os.fstat(fd).st_nlink == 0:
+            del kept[path]
+            os.close(fd)
+            fd = None
+        if fd is None:
+            last = store.__dict__.get("_journal_path")
+            if last is not None and last in kept:
+                os.close(kept.pop(last))
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | _NOFOLLOW, 0o600)
+            kept[path] = fd
+            store._journal_path = path
+        os.write(fd, line)
 
 
 def _file_get_made(self, namespace, made, key):
@@ -1046,15 +1128,20 @@ def _file_get_made(self, namespace, made, key):
     name = _journal_name(made)
     if name is None:
         return None
-    khash, now, found = key_hash(namespace, key), self.clock(), None
     try:
-        path = os.path.join(self._dir(namespace), name)
-        with open(path, "rb", opener=lambda p, f: os.open(p, f | _NOFOLLOW)) as fh:
-            data = fh.read()
+        # os.open first: a caller's own key (a UUID4 too) names a journal that
+        # does not exist, and this is the whole of its cost
+        fd = os.open(os.path.join(self._dir(namespace), name), os.O_RDONLY | _NOFOLLOW)
     except FileNotFoundError:
         return None
     except OSError as exc:
         return self._degrade(exc).get_made(namespace, made, key)
+    try:
+        with open(fd, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        return self._degrade(exc).get_made(namespace, made, key)
+    khash, now, found = key_hash(namespace, key), self.clock(), None
     needle = ('"k":"%s"' % khash).encode()
     for line in data.split(b"\n"):
         if needle not in line:
@@ -1125,12 +1212,31 @@ def _file_add_shared(self, namespace, key, value, ttl, wait=None):
         lock_path = os.path.join(self._dir(namespace), ".shared-%02d.lock" % (int(khash[:8], 16) % SHARED_LOCKS))
     except OSError as exc:
         return self._degrade(exc).add_if_absent(namespace, key, value, ttl, wait)
-    with self._locked(lock_path, namespace, key, wait):
+    with self._locked(lock_path, namespace, key, wait, keep=True):
+        if namespace in _UNSYNCED and _create_new_entry(self, namespace, key, value, ttl):
+            return None  # nothing was at its path, so no live entry: added
         existing = self.get(namespace, key)
         if existing is not None:
             return existing
         self.put(namespace, key, value, ttl)
         return None
+
+
+def _create_new_entry(store, namespace, key, value, ttl):
+    """Under the add's lock, for an unsynced namespace: write the entry as a
+    new file (``FileStore._create``) when nothing is at its path, True; else
+    False (an entry, live or not, or any error: the caller's read and
+    ``put`` decide, as before). A fresh caller key has no file, so the add
+    is one file creation instead of a failed open, then the creation."""
+    try:
+        khash, path, _ = store._paths(namespace, key)
+        entry = {"v": 1, "exp": store.clock() + store._ttl(ttl), "value": value, "k": khash}
+        if not store._create(path, check_entry_size(_dumps(entry).encode("utf-8"))):
+            return False
+    except OSError:
+        return False
+    store._maybe_sweep(namespace)
+    return True
 
 
 Store.add_shared = _store_add_shared
@@ -1260,14 +1366,15 @@ else:  # Windows: the same under the lock, in two calls
 
 def _locked_take(fd, tlock, rate, burst, max_wait):
     with tlock:  # an OS lock is per open file: the threads of this process take turns first
-        started = time.monotonic()
-        pause = 0.0002
-        while not _os_lock(fd):
-            # holders keep it for microseconds; one that is stopped must not hang us
-            if time.monotonic() - started > max(1.0, max_wait):
-                return -(time.monotonic() - started)
-            time.sleep(pause)
-            pause = min(pause * 2, 0.01)
+        if not _os_lock(fd):
+            started = time.monotonic()
+            pause = 0.0002
+            while not _os_lock(fd):
+                # holders keep it for microseconds; one that is stopped must not hang us
+                if time.monotonic() - started > max(1.0, max_wait):
+                    return -(time.monotonic() - started)
+                time.sleep(pause)
+                pause = min(pause * 2, 0.01)
         try:
             raw = _pread(fd, _BUCKET_RECORD.size)
             now = time.time()

@@ -616,13 +616,15 @@ def _scalar_problem(v):
     return "must be a JSON value (got %s)" % type(v).__name__
 
 
-def json_value_problems(value, prefix):
+def json_value_problems(value, prefix, floats=None):
     """Details for everything in ``value`` that is not plain, strict JSON:
     non-finite floats, integers past 64 bits, lone surrogates in keys or
     strings, nesting deeper than ``MAX_DEPTH``, non-string keys, non-JSON
     types. Iterative, so any depth is examined without recursion; a path is
     only built for a problem, and a list of strings (100,000 recipients) is
-    checked in one pass. Values are never quoted (they may be secrets)."""
+    checked in one pass. Values are never quoted (they may be secrets).
+    ``floats``: a list told (appended the path of) each float met, so a
+    caller that treats floats can skip a value that holds none."""
     details = []
     stack = [(value, prefix, 1)]
     while stack and len(details) < 25:
@@ -631,6 +633,8 @@ def json_value_problems(value, prefix):
             problem = _scalar_problem(v)
             if problem:
                 details.append({"path": path, "message": problem})
+            elif floats is not None and isinstance(v, float):
+                floats.append(path)
             continue
         if depth > MAX_DEPTH:
             details.append({"path": path, "message": "is nested too deep (more than %d levels of "
@@ -647,6 +651,8 @@ def json_value_problems(value, prefix):
                     problem = _scalar_problem(item)
                     if problem:
                         details.append({"path": "%s[%d]" % (path, i), "message": problem})
+                    elif floats is not None and isinstance(item, float):
+                        floats.append("%s[%d]" % (path, i))
             stack.extend(reversed(children))
             continue
         children = []

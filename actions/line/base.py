@@ -155,7 +155,8 @@ class LineAction(Action):
             audience = body.get("audienceGroupId")
         limiter = ratelimit.limiter_for(self.channel, method, path or self.path,
                                         self.asset.get("rate_limit_factor", ratelimit.DEFAULT_FACTOR),
-                                        audience=audience, base_url=self.asset.get("url", ""))
+                                        audience=audience, base_url=self.asset.get("url", ""),
+                                        store=self.state_store)
         return Request(method, self.url(path or self.path), params=params, headers=headers, body=data,
                        retry=SAFE_RETRY if idempotent else UNSENT_ONLY, auth=self.auth, extra=extra,
                        limiter=limiter)

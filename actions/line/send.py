@@ -40,7 +40,7 @@ So:
 import hashlib
 import json
 import uuid
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 from line_connector import state
 from line_connector.action import ChunkedAction
@@ -57,6 +57,10 @@ KEY_MEMORY_SECONDS = 24 * 3600
 state.skip_fsync(KEY_NAMESPACE)
 
 
+#: the canonical form's encoder, built once (``json.dumps`` with options builds one per call)
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
 def canonical_json(body):
     """The JSON body (bytes, as the pack serialized it) in canonical form:
     keys sorted, compact, ASCII. Two bodies that differ only in the order
@@ -65,7 +69,7 @@ def canonical_json(body):
     multicast chunk gets a new key and is delivered twice)."""
     if not body:
         return b""
-    return json.dumps(json.loads(body), sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+    return _CANONICAL.encode(json.loads(body)).encode("ascii")
 
 
 def content_hash(body):
@@ -90,7 +94,13 @@ def _derived_key(base, digest):
 def _canonical_of(obj):
     """``canonical_json(json_bytes(obj))`` for a plain-JSON object, without
     serializing and parsing it first (a 500-ID chunk is ~20 KB)."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+    return _CANONICAL.encode(obj).encode("ascii")
+
+
+@lru_cache(maxsize=64)
+def _scope_digest(text):
+    """sha256 hex of a key scope's text, kept for the few channels a process serves."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 class RememberedKey(LineAction):
@@ -101,14 +111,34 @@ class RememberedKey(LineAction):
         """Which channel a key belongs to (LINE remembers keys per channel),
         as a hash: the API URL plus the client id, or the channel token."""
         who = self.asset.get("client_id") or self.asset.get("token") or ""
-        return hashlib.sha256(("%s\n%s" % (self.asset.get("url", ""), who)).encode("utf-8", "surrogatepass")
-                              ).hexdigest()
+        return _scope_digest("%s\n%s" % (self.asset.get("url", ""), who))
 
     @cached_property
     def known_content(self):
         """Retry keys whose record already held this very content before this
         call: a 409 for them is this content's earlier acceptance."""
         return set()
+
+    #: whether line_request works out each body's content hash as it builds
+    #: it (multicast chunks are not recorded: their keys come from their content)
+    records_content = True
+
+    def line_request(self, body=None, **kwargs):
+        request = super().line_request(body=body, **kwargs)
+        if body is not None and self.records_content:
+            # content_hash(request.body), from the object just serialized:
+            # the canonical form without parsing the bytes back
+            request.content_sha256 = hashlib.sha256(_canonical_of(body)).hexdigest()
+        return request
+
+    @staticmethod
+    def digest_of(request):
+        """The sha256 of the request's canonical JSON body (``content_hash``),
+        worked out once per request."""
+        digest = request.__dict__.get("content_sha256")
+        if digest is None:
+            digest = request.content_sha256 = content_hash(request.body)
+        return digest
 
     @cached_property
     def made_keys(self):
@@ -127,7 +157,7 @@ class RememberedKey(LineAction):
         and may resend with it, so it is still recorded: a resend with it
         finds that record (``get_made``) and is judged as before."""
         key = request.headers[RETRY_KEY_HEADER]
-        digest = content_hash(request.body)
+        digest = self.digest_of(request)
         store = self.key_store
         record = {"sha256": digest}
         if key in self.made_keys:
@@ -180,7 +210,7 @@ class RememberedKey(LineAction):
         accept the key may carry corrected content."""
         key = request.headers[RETRY_KEY_HEADER]
         record = self._record(key)
-        if isinstance(record, dict) and record.get("sha256") == content_hash(request.body):
+        if isinstance(record, dict) and record.get("sha256") == self.digest_of(request):
             if key in self.made_keys:
                 self.key_store.drop_made(KEY_NAMESPACE, key, self.key_scope() + "\n" + key)
             else:
@@ -193,7 +223,7 @@ class RememberedKey(LineAction):
         # this call made the record; a concurrent call of this store that sent
         # the same content under the key marked it "joined" before sending
         record = self._record(key)
-        if isinstance(record, dict) and record.get("joined") and record.get("sha256") == content_hash(request.body):
+        if isinstance(record, dict) and record.get("joined") and record.get("sha256") == self.digest_of(request):
             return True
         return super().accepted_is_ours(request, result)
 
@@ -221,10 +251,10 @@ class RememberedKey(LineAction):
         """The state store of this run, taken once in the calling thread
         (a --sandbox run's private store is a context of that thread; the
         judging of multicast chunks happens in worker threads)."""
-        return state.store()
+        return self.state_store
 
     def execute(self, inputs):
-        self.key_store  # noqa: B018 - bind the run's store before any worker thread starts
+        self.state_store  # noqa: B018 - bind the run's store before any worker thread starts
         if not inputs.get("retry_key"):
             # the pack's own key, made by the store that keeps its record
             made = self.key_store.made_key()
@@ -280,6 +310,7 @@ class SendMulticast(ChunkedAction, RememberedKey):
     method = "POST"
     path = "/v2/bot/message/multicast"
     chunk_size = MULTICAST_CHUNK
+    records_content = False
     shared_fields = ("messages", "notificationDisabled", "customAggregationUnits")
 
     def items(self, inputs):

@@ -457,24 +457,6 @@ def test_minute_and_hour_limits_burst_half_their_share_so_small_hourly_limits_ar
     assert ratelimit.bucket_shape(200, 1.0, 0.8)[0] == 16  # per second: 10 % of 160
 
 
-def test_past_the_open_bucket_cap_a_removed_state_directory_is_made_again(tmp_path, monkeypatch):
-    """Past MAX_OPEN_BUCKETS the bucket file is opened per call: a state
-    directory removed since must be made again there too, never left to
-    the in-process fallback (which would stop sharing the limit)."""
-    import shutil
-
-    monkeypatch.setattr(state, "MAX_OPEN_BUCKETS", 0)
-    root = str(tmp_path / "state")
-    store = state.FileStore(root)
-    key = "channel\nPOST /v2/bot/message/multicast"
-    assert ratelimit.take(store, key, 10.0, 1.0, 5.0) is None
-    shutil.rmtree(root)
-    assert ratelimit.take(store, key, 10.0, 1.0, 5.0) is None
-    assert ratelimit.take(store, key, 10.0, 1.0, 5.0) > 0  # the same (file) bucket, now empty
-    path = os.path.join(root, "ratelimit", state.key_hash("ratelimit", key) + ".bucket")
-    assert os.path.getsize(path) == 16 and store.shared
-
-
 # ------------------------------------------------------------------ per-audience concurrency
 # LINE's Messaging API reference, "Limit on the number of concurrent operations"
 # (https://developers.line.biz/en/reference/messaging-api/#limit-on-the-number-of-concurrent-operations):
@@ -743,3 +725,27 @@ def test_without_a_shared_store_two_processes_exceed_the_pack_share_of_the_audie
         _add_from_two_processes(sb, _file_envs(tmp_path, shared=False))
         stats = sb.stats()["audience_concurrency"]
     assert stats["busiest"] > ratelimit.concurrency_slots() or stats["refused"] > 0, stats
+
+
+def test_a_removed_state_directory_is_made_again_for_a_bucket_not_yet_open(tmp_path, monkeypatch):
+    """A bucket this process has not opened yet (a new endpoint, or any
+    bucket once MAX_OPEN_BUCKETS are open) after the state directory was
+    removed: the directory is made again and the bucket stays shared; the
+    store never degrades to memory (the full suite found the second case)."""
+    import shutil
+
+    root = str(tmp_path / "state")
+    store = state.FileStore(root)
+    assert ratelimit.take(store, "channel\nPOST /v2/bot/message/push", 10.0, 1.0, 5.0) is None
+    shutil.rmtree(root)
+    key = "channel\nPOST /v2/bot/message/multicast"
+    assert ratelimit.take(store, key, 10.0, 1.0, 5.0) is None
+    path = os.path.join(root, "ratelimit", state.key_hash("ratelimit", key) + ".bucket")
+    assert os.path.getsize(path) == 16 and store.shared
+    monkeypatch.setattr(state, "MAX_OPEN_BUCKETS", 0)  # every bucket opened per call from here on
+    shutil.rmtree(root)
+    key = "channel\nPOST /v2/bot/message/broadcast"
+    assert ratelimit.take(store, key, 10.0, 1.0, 5.0) is None
+    assert ratelimit.take(store, key, 10.0, 1.0, 5.0) > 0  # the same file: the bucket is shared
+    path = os.path.join(root, "ratelimit", state.key_hash("ratelimit", key) + ".bucket")
+    assert os.path.getsize(path) == 16 and store.shared
