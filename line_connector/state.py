@@ -242,6 +242,31 @@ class Store:
         """Give back the slot ``token`` of ``key`` (unknown or lapsed: nothing)."""
         _memory_release_slot(self, key, token)
 
+    def add_shared(self, namespace, key, value, ttl, wait=None):
+        """``add_if_absent`` for keys whose lock is held only for the add (a
+        read and a write): backends may let a few keys share a lock."""
+        return self.add_if_absent(namespace, key, value, ttl, wait)
+
+    # pack-made retry keys (see "pack-made retry keys" below): backends
+    # without journals (memory, Redis) keep made records as entries
+    def made_key(self):
+        """A fresh retry key (a random UUID4) whose record ``add_made`` keeps."""
+        return str(uuid.uuid4())
+
+    def add_made(self, namespace, made, key, value, ttl):
+        """Record ``value`` under ``key`` for a key ``made`` by ``made_key()``
+        of this store (no other call can know it, so no lock is taken)."""
+        self.put(namespace, key, value, ttl)
+
+    def get_made(self, namespace, made, key):
+        """The live record ``add_made`` kept under ``key``, else None. ``made``
+        may be any string (a caller's key): then there is none."""
+        return self.get(namespace, key)
+
+    def drop_made(self, namespace, made, key):
+        """Release a made key's record (an accepted-never request)."""
+        self.delete(namespace, key)
+
     @staticmethod
     def _ttl(ttl):
         if not _finite(ttl) or ttl <= 0:
@@ -501,6 +526,26 @@ class FileStore(Store):
     def take_token(self, key, rate, burst, max_wait):
         """``Store.take_token``, shared by every process of the machine."""
         return _file_take(self, key, rate, burst, max_wait)
+
+    def add_shared(self, namespace, key, value, ttl, wait=None):
+        """``Store.add_shared`` under one of SHARED_LOCKS lock files."""
+        return _file_add_shared(self, namespace, key, value, ttl, wait)
+
+    def made_key(self):
+        """``Store.made_key``: its record goes to this process's journal."""
+        return _file_made_key(self)
+
+    def add_made(self, namespace, made, key, value, ttl):
+        """``Store.add_made``: one line appended to the made key's journal."""
+        return _file_add_made(self, namespace, made, key, value, ttl)
+
+    def get_made(self, namespace, made, key):
+        """``Store.get_made``: read back from the made key's journal."""
+        return _file_get_made(self, namespace, made, key)
+
+    def drop_made(self, namespace, made, key):
+        """``Store.drop_made``."""
+        return _file_drop_made(self, namespace, made, key)
 
     def take_slot(self, key, limit, lease):
         """``Store.take_slot``, shared by every process of the machine."""
@@ -1023,34 +1068,6 @@ JOURNAL_ENTRIES = 10000
 _MADE_KEY = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 
 
-def _store_made_key(self):
-    """A fresh retry key (a random UUID4) whose record ``add_made`` keeps."""
-    return str(uuid.uuid4())
-
-
-def _store_add_made(self, namespace, made, key, value, ttl):
-    """Record ``value`` under ``key`` for a key ``made`` by ``made_key()``
-    of this store (no other call can know it, so no lock is taken)."""
-    self.put(namespace, key, value, ttl)
-
-
-def _store_get_made(self, namespace, made, key):
-    """The live record ``add_made`` kept under ``key``, else None. ``made``
-    may be any string (a caller's key): then there is none."""
-    return self.get(namespace, key)
-
-
-def _store_drop_made(self, namespace, made, key):
-    """Release a made key's record (an accepted-never request)."""
-    self.delete(namespace, key)
-
-
-Store.made_key = _store_made_key
-Store.add_made = _store_add_made
-Store.get_made = _store_get_made
-Store.drop_made = _store_drop_made
-
-
 def _journal_name(made):
     """The journal file of a made key: its first 16 hex digits."""
     if not isinstance(made, str) or not _MADE_KEY.match(made):
@@ -1194,12 +1211,6 @@ def _sweep_journals(directory, wall):
 SHARED_LOCKS = 16
 
 
-def _store_add_shared(self, namespace, key, value, ttl, wait=None):
-    """``add_if_absent`` for keys whose lock is held only for the add (a
-    read and a write): backends may let a few keys share a lock."""
-    return self.add_if_absent(namespace, key, value, ttl, wait)
-
-
 def _file_add_shared(self, namespace, key, value, ttl, wait=None):
     """``add_if_absent`` under one of SHARED_LOCKS lock files picked by the
     key's hash, instead of a lock file created per key: two keys of a bucket
@@ -1237,14 +1248,6 @@ def _create_new_entry(store, namespace, key, value, ttl):
         return False
     store._maybe_sweep(namespace)
     return True
-
-
-Store.add_shared = _store_add_shared
-FileStore.add_shared = _file_add_shared
-FileStore.made_key = _file_made_key
-FileStore.add_made = _file_add_made
-FileStore.get_made = _file_get_made
-FileStore.drop_made = _file_drop_made
 
 
 __all__ = ["Store", "FileStore", "MemoryStore", "LockTimeout", "StateUnavailable", "StateMisconfigured",
