@@ -372,7 +372,7 @@ class FileStore(Store):
         #: closed when the store is collected or the process forks (a child
         #: sharing them would share their OS locks with its parent)
         self._kept_fds = {}
-        self._kept_gen = _FORKS[0]
+        self._kept_gen = os.getpid()
         weakref.finalize(self, _close_kept, self._kept_fds)
 
     # ---------------------------------------------------------- degradation
@@ -666,9 +666,9 @@ class FileStore(Store):
         and keep the descriptor (``_locked``); the caller holds the path's
         thread lock, so one thread at a time uses it."""
         pause = 0.005
-        if keep and self._kept_gen != _FORKS[0]:  # inherited from the parent: never used here
+        if keep and self._kept_gen != os.getpid():  # inherited from the parent: never used here
             self._kept_fds.clear()
-            self._kept_gen = _FORKS[0]
+            self._kept_gen = os.getpid()
         while True:
             fd = self._kept_fds.get(lock_path) if keep else None
             if fd is None:
@@ -765,19 +765,11 @@ def _close_kept(fds):
     fds.clear()
 
 
-#: how many times this process is a forked child of the one that imported the
-#: module: kept descriptors of another generation belong to the parent (an
-#: OS lock is per open file: parent and child would both hold it at once)
-_FORKS = [0]
-
-
-def _after_fork_in_child():
-    _FORKS[0] += 1
-    _BUCKET_FILES.clear()  # the parent's open bucket files: the child opens its own
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+# Kept descriptors (lock files, journals, rate-limit buckets and slots) are
+# tagged with the pid that opened them: a forked child never uses its
+# parent's (an OS lock is per open file: parent and child would both hold it
+# at once). The pid, not a fork hook, decides: a fork that runs no Python
+# hook (a C-level fork, uWSGI without py-call-osafterfork) is caught too.
 
 
 def _make_private_dirs(path):
@@ -1080,10 +1072,10 @@ def _file_made_key(self):
         return self._fallback.made_key()
     with self._guard:
         current = getattr(self, "_journal", None)
-        if current is None or current[1] >= JOURNAL_ENTRIES or current[2] != _FORKS[0]:
+        if current is None or current[1] >= JOURNAL_ENTRIES or current[2] != os.getpid():
             # a new journal id (a forked child starts its own); the version
             # nibble of a UUID4 is part of it
-            current = [uuid.UUID(bytes=os.urandom(16), version=4).hex[:16], 0, _FORKS[0]]
+            current = [uuid.UUID(bytes=os.urandom(16), version=4).hex[:16], 0, os.getpid()]
             self._journal = current
         current[1] += 1
         prefix = current[0]
@@ -1121,9 +1113,9 @@ def _append_journal(store, path, line):
     then it is opened anew, as before); any other is opened for the write."""
     with store._guard:  # journal descriptors are only used under it
         kept = store._kept_fds  # closed with the store (see FileStore.__init__)
-        if store._kept_gen != _FORKS[0]:  # inherited from the parent: never used here
+        if store._kept_gen != os.getpid():  # inherited from the parent: never used here
             kept.clear()
-            store._kept_gen = _FORKS[0]
+            store._kept_gen = os.getpid()
         fd = kept.get(path)
         if fd is not None and os.fstat(fd).st_nlink == 0:
             del kept[path]
@@ -1293,6 +1285,7 @@ def _memory_take(store, key, rate, burst, max_wait):
 
 _BUCKET_RECORD = struct.Struct("<dd")  # tokens, stamp (wall clock: shared by the machine's processes)
 _BUCKET_FILES = {}
+_BUCKET_FILES_PID = [os.getpid()]
 _BUCKET_FILES_GUARD = threading.Lock()
 MAX_OPEN_BUCKETS = 256
 
@@ -1306,6 +1299,9 @@ def _bucket_file(store, key, suffix=".bucket"):
     closes it)."""
     slot = (store.root, key, suffix)
     with _BUCKET_FILES_GUARD:
+        if _BUCKET_FILES_PID[0] != os.getpid():  # the parent's open files: the child opens its own
+            _BUCKET_FILES.clear()
+            _BUCKET_FILES_PID[0] = os.getpid()
         found = _BUCKET_FILES.get(slot)
         if found is not None:
             if os.fstat(found[0]).st_nlink > 0:

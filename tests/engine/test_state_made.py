@@ -171,3 +171,41 @@ def test_caller_key_adds_share_a_few_lock_files_and_stay_atomic():
     assert results.count(None) == 1
     winner = store.get(NS, "contended")
     assert all(r == winner for r in results if r is not None)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork") or sys.platform == "darwin", reason="a C-level fork: Linux")
+def test_a_fork_that_runs_no_python_hook_never_holds_the_parents_kept_lock(tmp_path):
+    """A forked child must never use its parent's kept lock descriptor: an
+    OS lock is per open file, so both would hold it at once and two
+    processes could both add the same caller key. The fork here is libc's
+    (as a C extension or uWSGI without py-call-osafterfork makes one), so no
+    Python fork hook runs: only the pid tells the child apart."""
+    import ctypes
+
+    store = state.FileStore(str(tmp_path / "state"))
+    ns = "retry_keys"
+    assert store.add_shared(ns, "caller-key", {"v": 1}, 60) is None  # keeps a shared lock file open
+    lock_path = os.path.join(store._dir(ns), ".shared-%02d.lock" % (
+        int(state.key_hash(ns, "caller-key")[:8], 16) % state.SHARED_LOCKS))
+    go_r, go_w = os.pipe()
+    out_r, out_w = os.pipe()
+    pid = ctypes.CDLL(None).fork()
+    if pid == 0:  # the child: wait until the parent holds the lock, then try for 0.3 s
+        try:
+            os.read(go_r, 1)
+            try:
+                with store._locked(lock_path, ns, "caller-key", 0.3, keep=True):
+                    os.write(out_w, b"held")
+            except state.LockTimeout:
+                os.write(out_w, b"waited")
+        except BaseException:
+            os.write(out_w, b"error")
+        finally:
+            os._exit(0)
+    try:
+        with store._locked(lock_path, ns, "caller-key", 5, keep=True):
+            os.write(go_w, b"x")
+            got = os.read(out_r, 16)
+    finally:
+        os.waitpid(pid, 0)
+    assert got == b"waited"  # the parent's lock kept the child out
