@@ -623,7 +623,14 @@ class FileStore(Store):
             raise LockTimeout(namespace, time.monotonic() - started)
         try:
             try:
-                fd = self._acquire_file(lock_path, started, wait, namespace, keep)
+                try:
+                    fd = self._acquire_file(lock_path, started, wait, namespace, keep)
+                except FileNotFoundError:
+                    # the state directory was removed since it was made: make it
+                    # again, once (as ``put`` does), rather than stop sharing
+                    self._ready.discard(namespace)
+                    self._dir(namespace)
+                    fd = self._acquire_file(lock_path, started, wait, namespace, keep)
             except OSError as exc:
                 fallback = self._degrade(exc)
                 with fallback.lock(namespace, key, max(0.0, wait - (time.monotonic() - started))):

@@ -209,3 +209,21 @@ def test_a_fork_that_runs_no_python_hook_never_holds_the_parents_kept_lock(tmp_p
     finally:
         os.waitpid(pid, 0)
     assert got == b"waited"  # the parent's lock kept the child out
+
+
+@pytest.mark.parametrize("add", ["add_shared", "add_if_absent"])
+def test_a_removed_state_directory_is_made_again_for_a_caller_keys_lock(tmp_path, add):
+    """The shared lock files stay open; after the state directory is
+    removed (a cleanup job, a new volume) the next add makes it again and
+    stays shared with the machine's other processes: never a fall back to
+    this process only."""
+    import shutil
+
+    root = str(tmp_path / "state")
+    store = state.FileStore(root)
+    assert getattr(store, add)("retry_keys", "k1", {"v": 1}, 60) is None
+    shutil.rmtree(root)
+    assert getattr(store, add)("retry_keys", "k2", {"v": 2}, 60) is None
+    assert store.shared and store.note is None
+    assert getattr(store, add)("retry_keys", "k2", {"v": 3}, 60) == {"v": 2}
+    assert state.FileStore(root).get("retry_keys", "k2") == {"v": 2}  # on disk, for other processes
