@@ -285,6 +285,13 @@ class MemoryStore(Store):
         self._data = {}
         self._guard = threading.Lock()
         self._locks = {}
+        _LIVE_STORES.add(self)
+
+    def _after_fork(self):
+        """In a forked child: locks no thread of the child holds (see
+        ``_after_fork_in_child``)."""
+        self._guard = threading.Lock()
+        self._locks = {}
 
     def get(self, namespace, key):
         _check_ns(namespace)
@@ -374,6 +381,14 @@ class FileStore(Store):
         self._kept_fds = {}
         self._kept_gen = os.getpid()
         weakref.finalize(self, _close_kept, self._kept_fds)
+        _LIVE_STORES.add(self)
+
+    def _after_fork(self):
+        """In a forked child: thread locks no thread of the child holds
+        (see ``_after_fork_in_child``); the kept descriptors are dropped by
+        their pid tag, on first use."""
+        self._guard = threading.Lock()
+        self._thread_locks = {}
 
     # ---------------------------------------------------------- degradation
     @property
@@ -838,6 +853,8 @@ def clamp_lifetime(value, default, low, high):
 # ------------------------------------------------------------------ store()
 _STORES = {}
 _STORES_GUARD = threading.Lock()
+#: every store made in this process, for ``_after_fork_in_child``
+_LIVE_STORES = weakref.WeakSet()
 _OVERRIDE = contextvars.ContextVar("line_connector_state", default=None)
 
 
@@ -1514,3 +1531,29 @@ def _file_release_slot(store, key, token):
         _locked_slots(store, key, release)
     except OSError as exc:
         _memory_release_slot(store._degrade(exc), key, token)
+
+
+# ------------------------------------------------------------------ fork
+def _after_fork_in_child():
+    """Run in a child of ``os.fork`` (multiprocessing, gunicorn's workers,
+    a playbook engine that forks): every thread lock of the state store is
+    replaced by a free one. A fork copies a lock held by another thread of
+    the parent (one in the middle of a put, a bucket take or a slot read)
+    in its held state, and that thread does not exist in the child: the
+    child's first use of the store would wait on it forever. The OS locks
+    are the child's own already (kept descriptors are tagged with the pid
+    that opened them and reopened by a child). A fork made from C without
+    Python's fork hooks runs no hook, here as for the standard library's
+    own locks."""
+    global _STORES_GUARD, _BUCKET_MEMORY_GUARD, _BUCKET_FILES_GUARD
+    _STORES_GUARD = threading.Lock()
+    _BUCKET_MEMORY_GUARD = threading.Lock()
+    _BUCKET_FILES_GUARD = threading.Lock()
+    for store in list(_LIVE_STORES):
+        reset = getattr(store, "_after_fork", None)
+        if reset is not None:
+            reset()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -48,7 +48,6 @@ import contextlib
 import json
 import math
 import os
-import threading
 import time
 from urllib.parse import urlsplit
 
@@ -289,7 +288,6 @@ class RedisStore(Store):
         self._replace = self._client.register_script(_REPLACE)
         self._replace_big = self._client.register_script(_REPLACE_BIG)
         self._unlock = self._client.register_script(_UNLOCK)
-        self._lock_guard = threading.Lock()
         self.path = path
         #: True once ``verify`` passed: every operation checks it first
         self.verified = False

@@ -227,3 +227,80 @@ def test_a_removed_state_directory_is_made_again_for_a_caller_keys_lock(tmp_path
     assert store.shared and store.note is None
     assert getattr(store, add)("retry_keys", "k2", {"v": 3}, 60) == {"v": 2}
     assert state.FileStore(root).get("retry_keys", "k2") == {"v": 2}  # on disk, for other processes
+
+
+def _held_by_another_thread(lock):
+    """Start a thread that takes ``lock`` and keeps it until the returned
+    event is set: a fork meanwhile copies it held."""
+    import threading
+
+    taken, done = threading.Event(), threading.Event()
+
+    def hold():
+        with lock:
+            taken.set()
+            done.wait(10)
+    thread = threading.Thread(target=hold, daemon=True)
+    thread.start()
+    assert taken.wait(5)
+    return done, thread
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork: POSIX")
+@pytest.mark.parametrize("which", ["file store guard", "memory store guard", "bucket files guard",
+                                   "bucket memory guard", "a key's thread lock"])
+def test_a_child_forked_while_another_thread_held_a_store_lock_can_use_the_store(tmp_path, which):
+    """A fork copies a lock that another thread of the parent holds, held,
+    and that thread does not exist in the child: without new locks after the
+    fork the child's first put, token take or slot take would wait forever
+    (a threaded engine that forks workers). The child here must finish its
+    store work within 5 s."""
+    import time as _time
+
+    root = str(tmp_path / "state")
+    store = state.FileStore(root)
+    memory = state.MemoryStore()
+    store.put("retry_keys", "before", {"v": 0}, 60)
+    lock_path = os.path.join(store._dir("retry_keys"), "some.lock")
+    lock = {"file store guard": store._guard, "memory store guard": memory._guard,
+            "bucket files guard": state._BUCKET_FILES_GUARD, "bucket memory guard": state._BUCKET_MEMORY_GUARD,
+            "a key's thread lock": store._thread_locks.setdefault(lock_path, __import__("threading").Lock())}[which]
+    done, thread = _held_by_another_thread(lock)
+    out_r, out_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            store.put("retry_keys", "after", {"v": 1}, 60)
+            assert store.get("retry_keys", "after") == {"v": 1}
+            memory.put("retry_keys", "after", {"v": 1}, 60)
+            with memory.lock("retry_keys", "k", 1):
+                pass
+            with store._locked(lock_path, "retry_keys", "k", 1):
+                pass
+            assert store.take_token("bucket", 100.0, 10.0, 1.0) is None
+            assert memory.take_token("bucket", 100.0, 10.0, 1.0) is None
+            token = store.take_slot("audience", 2, 5)
+            assert token is not None
+            store.release_slot("audience", token)
+            os.write(out_w, b"ok")
+        except BaseException as exc:
+            os.write(out_w, repr(exc).encode()[:200])
+        finally:
+            os._exit(0)
+    try:
+        os.close(out_w)
+        end = _time.monotonic() + 5
+        alive = True
+        while alive and _time.monotonic() < end:
+            alive = os.waitpid(pid, os.WNOHANG) == (0, 0)
+            if alive:
+                _time.sleep(0.02)
+        if alive:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+        got = os.read(out_r, 256)
+    finally:
+        done.set()
+        thread.join(5)
+    assert not alive, "the child hung on a lock its parent's thread held at the fork"
+    assert got == b"ok"
