@@ -234,8 +234,9 @@ class Store:
         """Take one of the ``limit`` slots of ``key`` (a concurrency limit,
         e.g. LINE's per-audience one): a token when one was free, held until
         ``release_slot`` or for ``lease`` seconds at most (a holder that
-        crashed cannot keep it), else None. Never waits. This process
-        only, unless a backend overrides it."""
+        crashed cannot keep it), else None. Never waits for a slot (the
+        file store waits up to SLOT_LOCK_PATIENCE for its file's lock). This
+        process only, unless a backend overrides it."""
         return _memory_take_slot(self, key, limit, lease)
 
     def release_slot(self, key, token):
@@ -1425,6 +1426,12 @@ def _locked_take(fd, tlock, rate, burst, max_wait):
 _SLOT_MEMORY = {}
 #: the most holders a slots file keeps (a limit above it is read as this)
 MAX_SLOTS = 1000
+#: how long a take or release waits for a slots file's OS lock before it
+#: acts as if every slot were taken (the limiter polls again, within the
+#: action's deadline) or leaves the slot to its lease. Holders keep the lock
+#: for microseconds; only a stopped process keeps it longer, and a longer
+#: patience would be spent past the deadline the limiter was keeping.
+SLOT_LOCK_PATIENCE = 0.1
 _SLOT_LINE = re.compile(rb"^([0-9a-f]{32}) ([0-9]+(?:\.[0-9]+)?)$")
 
 
@@ -1484,7 +1491,7 @@ def _locked_slots(store, key, change):
             pause = 0.0002
             while not _os_lock(fd):
                 # holders keep it for microseconds; one that is stopped must not hang us
-                if time.monotonic() - started > 1.0:
+                if time.monotonic() - started > SLOT_LOCK_PATIENCE:
                     return change(None, None)[1]
                 time.sleep(pause)
                 pause = min(pause * 2, 0.01)

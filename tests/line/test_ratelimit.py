@@ -535,6 +535,35 @@ def test_every_store_holds_at_most_limit_slots_and_a_lapsed_lease_frees_one(kind
         store.close()
 
 
+
+@pytest.mark.skipif(sys.platform == "win32", reason="flock: POSIX")
+def test_a_slots_file_held_by_a_stopped_process_costs_a_take_a_tenth_of_a_second(tmp_path):
+    """Holders keep a slots file's OS lock for microseconds; a process that
+    is stopped (SIGSTOP, a debugger) while holding it must not hold up a
+    take or a release past SLOT_LOCK_PATIENCE: the take answers "all taken"
+    (the limiter polls again within its deadline) and the release leaves the
+    slot to its lease. Before, each waited a full second whatever the
+    action's deadline left."""
+    import fcntl
+
+    store = state.FileStore(str(tmp_path / "state"))
+    key = "api\naudience %s" % uuid.uuid4().hex
+    token = store.take_slot(key, 3, 30.0)
+    assert token
+    path = os.path.join(str(tmp_path / "state"), "ratelimit", state.key_hash("ratelimit", key) + ".slots")
+    holder = os.open(path, os.O_RDWR)  # another open file: its flock excludes the store's, as another process's
+    try:
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        started = time.monotonic()
+        assert store.take_slot(key, 3, 30.0) is None
+        store.release_slot(key, token)
+        spent = time.monotonic() - started
+        assert spent < 2 * state.SLOT_LOCK_PATIENCE + 0.15, spent
+    finally:
+        os.close(holder)
+    assert store.take_slot(key, 1, 30.0) is None  # the release found the lock held: the slot waits for its lease
+    assert store.take_slot(key, 3, 30.0) is not None
+
 def _add_users_at_once(sandbox, n, offset=0):
     """``n`` threads of this process, each line_add_audience_users of one ID
     to the demo audience, started together, through the process's own
