@@ -1312,35 +1312,65 @@ _BUCKET_RECORD = struct.Struct("<dd")  # tokens, stamp (wall clock: shared by th
 _BUCKET_FILES = {}
 _BUCKET_FILES_PID = [os.getpid()]
 _BUCKET_FILES_GUARD = threading.Lock()
+#: (store id, its kept bucket descriptors) of stores collected since the
+#: last ``_bucket_file`` call: appended by their finalizer (a list append
+#: needs no lock, and a finalizer may run inside a guarded block), closed
+#: by the next call, under the guard
+_DEAD_BUCKET_OWNERS = []
 MAX_OPEN_BUCKETS = 256
 
 
 def _bucket_file(store, key, suffix=".bucket"):
     """(fd, thread lock, transient) of the bucket file (or, with ``suffix``
-    ".slots", the slots file): opened once per
-    process and kept while the file is still linked (someone removing the
-    state directory unlinks it: then it is opened anew), up to
-    MAX_OPEN_BUCKETS; past that opened per call (``transient``: the caller
-    closes it)."""
-    slot = (store.root, key, suffix)
+    ".slots", the slots file): opened once per store and process and kept
+    while the file is still linked (someone removing the state directory
+    unlinks it: then it is opened anew), up to MAX_OPEN_BUCKETS; past that
+    opened per call (``transient``: the caller closes it). A store's kept
+    descriptors, the unlinked ones included, are closed once the store is
+    collected (a ``--sandbox`` run's private store goes with its sandbox),
+    so a process that makes many stores never fills up with them."""
+    slot = (id(store), store.root, key, suffix)
     with _BUCKET_FILES_GUARD:
         if _BUCKET_FILES_PID[0] != os.getpid():  # the parent's open files: the child opens its own
             _BUCKET_FILES.clear()
             _BUCKET_FILES_PID[0] = os.getpid()
+        while _DEAD_BUCKET_OWNERS:
+            _close_dead_buckets(*_DEAD_BUCKET_OWNERS.pop())
         found = _BUCKET_FILES.get(slot)
         if found is not None:
             if os.fstat(found[0]).st_nlink > 0:
                 return found[0], found[1], False
-            # removed: the old descriptor is left open (another thread may be
-            # using it right now, and closing it could hand its number to
-            # another file); this happens only when the directory is removed
+            # removed: the old descriptor is left open until the store is
+            # collected (another thread may be using it right now, and closing
+            # it could hand its number to another file); this happens only
+            # when the directory is removed
             del _BUCKET_FILES[slot]
             store._ready.discard(BUCKET_NAMESPACE)
         fd = _open_bucket(store, key, suffix)
         if len(_BUCKET_FILES) >= MAX_OPEN_BUCKETS:
             return fd, threading.Lock(), True
+        kept = store.__dict__.get("_bucket_fds")
+        if kept is None or kept[0] != os.getpid():
+            kept = store._bucket_fds = (os.getpid(), [])
+            weakref.finalize(store, _DEAD_BUCKET_OWNERS.append, (id(store), kept))
+        kept[1].append(fd)
         found = _BUCKET_FILES[slot] = (fd, threading.Lock())
         return found[0], found[1], False
+
+
+def _close_dead_buckets(owner, kept):
+    """Forget and close the kept bucket descriptors of a collected store
+    (no thread can be using them: each use holds the store). Only in the
+    process that opened them: a forked child's copies may carry numbers the
+    child has since reused."""
+    for slot in [slot for slot in _BUCKET_FILES if slot[0] == owner]:
+        del _BUCKET_FILES[slot]
+    pid, fds = kept
+    if pid == os.getpid():
+        for fd in fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+    fds.clear()
 
 
 def _open_bucket(store, key, suffix):

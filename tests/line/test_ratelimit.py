@@ -778,3 +778,39 @@ def test_a_removed_state_directory_is_made_again_for_a_bucket_not_yet_open(tmp_p
     assert ratelimit.take(store, key, 10.0, 1.0, 5.0) > 0  # the same file: the bucket is shared
     path = os.path.join(root, "ratelimit", state.key_hash("ratelimit", key) + ".bucket")
     assert os.path.getsize(path) == 16 and store.shared
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts open descriptors through /proc")
+def test_a_collected_stores_bucket_and_slot_files_are_closed(tmp_path):
+    """Each ``--sandbox`` run keeps its limiter state in a private store that
+    goes with its sandbox; the bucket and slots files that store kept open
+    (the unlinked ones of a removed directory too) are closed once it is
+    collected, so a long-lived process that runs many sandboxes does not
+    collect descriptors up to MAX_OPEN_BUCKETS and then open every bucket
+    per call."""
+    import gc
+    import shutil
+
+    def open_fds():
+        return len(os.listdir("/proc/self/fd"))
+
+    other = state.FileStore(str(tmp_path / "other"))
+    other.take_token("warm", 100.0, 10.0, 1.0)
+    gc.collect()  # stores of earlier tests: collected, and their files closed by the next use
+    other.take_token("warm", 100.0, 10.0, 1.0)
+    before = open_fds()
+    for round_ in range(3):
+        root = str(tmp_path / ("sandbox-%d" % round_))
+        store = state.FileStore(root)
+        for i in range(5):
+            assert store.take_token("bucket %d" % i, 100.0, 10.0, 1.0) is None
+        token = store.take_slot("audience", 2, 30.0)
+        store.release_slot("audience", token)
+        shutil.rmtree(root)  # as a sandbox's directory goes: reopened, the old ones retired
+        assert store.take_token("bucket 0", 100.0, 10.0, 1.0) is None
+        assert open_fds() >= before + 7
+        del store
+        gc.collect()
+        other.take_token("warm", 100.0, 10.0, 1.0)  # the next use closes what the collected store kept
+        assert open_fds() <= before, round_
+    assert not [slot for slot in state._BUCKET_FILES if "sandbox-" in slot[1]]
