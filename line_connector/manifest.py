@@ -199,7 +199,8 @@ class Manifest:
         self.actions = {}
         self._present = set()  # files met listing the directories _check_files looks in
         self._action_dirs = _action_dirs()
-        for directory in (os.path.join(root, "schemas"), *self._action_dirs):
+        self._schemas_dir = os.path.join(root, "schemas")
+        for directory in (self._schemas_dir, *self._action_dirs):
             _list_files(directory, self._present)
         for entry in data["actions"]:
             spec = ActionSpec(
@@ -211,19 +212,26 @@ class Manifest:
             self._check_files(spec)
             self.actions[spec.name] = spec
 
-    def _any_file(self, paths):
-        """Whether ``os.path.isfile`` holds for one of ``paths``, answered
-        from the directory listings taken once when one of them is a file
-        they hold (stat-ing 2-3 paths for each of ~100 actions cost ~2.5 ms
-        of every run); otherwise (a path written another way, a file not
-        listed) each is stat-ed as before."""
-        return any(p in self._present for p in paths) or any(os.path.isfile(p) for p in paths)
+    def _any_file(self, base, rels):
+        """Whether ``os.path.isfile(os.path.join(base, rel))`` holds for one
+        of ``rels``, answered from the directory listings taken once when one
+        of them is a file they hold (stat-ing 2-3 paths for each of ~100
+        actions cost ~2.5 ms of every run); otherwise (a path written another
+        way, a file not listed) each is stat-ed as before. ``base + "/" +
+        rel`` is what ``os.path.join`` makes of a relative ``rel``; for an
+        absolute one it holds "//", which no listed path does."""
+        present = self._present
+        for b in base:
+            for rel in rels:
+                if b + os.sep + rel in present:
+                    return True
+        return any(os.path.isfile(os.path.join(b, rel)) for b in base for rel in rels)
 
     def _check_files(self, spec):
-        schemas_dir = os.path.join(self.root, "schemas")
+        schemas_dir = (self._schemas_dir,)
         for kind in ("inputs", "outputs"):
             rel = getattr(spec, kind)
-            if not self._any_file((os.path.join(schemas_dir, rel),)):
+            if not self._any_file(schemas_dir, (rel,)):
                 raise ManifestError("action %s: %s schema schemas/%s does not exist"
                                     % (spec.name, kind, rel))
         for asset in spec.assets:
@@ -231,7 +239,7 @@ class Manifest:
                 raise ManifestError("action %s: asset %s is not declared in the manifest's assets"
                                     % (spec.name, asset))
         module = spec.class_path.partition(":")[0].replace(".", os.sep)
-        if not self._any_file([os.path.join(directory, module + ".py") for directory in self._action_dirs]):
+        if not self._any_file(self._action_dirs, (module + ".py",)):
             raise ManifestError("action %s: class module actions/%s.py does not exist"
                                 % (spec.name, module))
 
