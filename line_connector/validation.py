@@ -584,6 +584,8 @@ INT_MIN, INT_MAX = -2 ** 63, 2 ** 63 - 1
 
 
 def _valid_unicode(text):
+    if str.isascii(text):  # a flag of the string, no pass over it: ASCII holds no surrogate
+        return True
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate (U+D800..U+DFFF): not text
