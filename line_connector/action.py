@@ -157,6 +157,22 @@ class Action:
         return result
 
 
+def _ascending(items):
+    """True when each item is less than the next (IDs and phone numbers
+    exported in order, say): then no two are equal, so there is nothing to
+    de-duplicate. One C-level pass of comparisons, ~3x cheaper than the set
+    of 100,000 fresh strings (each string's first hash); an unordered list
+    stops it at its first step down and pays the set as before, and items
+    that cannot be compared (TypeError) too."""
+    from itertools import islice
+    from operator import lt
+
+    try:
+        return all(map(lt, items, islice(items, 1, None)))
+    except TypeError:
+        return False
+
+
 class ChunkedAction(Action):
     """An action that splits one list input into chunks, one request each.
 
@@ -176,8 +192,10 @@ class ChunkedAction(Action):
         raise NotImplementedError
 
     def chunks(self, inputs):
-        items = list(self.items(inputs))
-        if len(set(items)) != len(items):  # a set is ~25 % cheaper to build than the dict
+        items = self.items(inputs)
+        if type(items) is not list:  # the chunks are slices (copies): a list needs no copy of its own
+            items = list(items)
+        if not _ascending(items) and len(set(items)) != len(items):  # a set: ~25 % cheaper than the dict
             items = list(dict.fromkeys(items))  # first occurrences, in the caller's order
         return [items[i:i + self.chunk_size] for i in range(0, len(items), self.chunk_size)]
 

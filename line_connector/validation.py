@@ -584,6 +584,8 @@ INT_MIN, INT_MAX = -2 ** 63, 2 ** 63 - 1
 
 
 def _valid_unicode(text):
+    if str.isascii(text):  # a flag of the string, no pass over it: ASCII holds no surrogate
+        return True
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate (U+D800..U+DFFF): not text
@@ -616,6 +618,18 @@ def _scalar_problem(v):
     return "must be a JSON value (got %s)" % type(v).__name__
 
 
+def _all_text(items):
+    """True when every item of the list is a string of valid Unicode text
+    (then no item can be a problem): one C-level join, which refuses any item
+    that is not a str instance (as ``_scalar_problem`` accepts str
+    subclasses), then one encode for the lone surrogates. False sends the
+    list to the item-by-item walk."""
+    try:
+        return _valid_unicode("".join(items))
+    except TypeError:
+        return False
+
+
 def json_value_problems(value, prefix, floats=None):
     """Details for everything in ``value`` that is not plain, strict JSON:
     non-finite floats, integers past 64 bits, lone surrogates in keys or
@@ -641,7 +655,7 @@ def json_value_problems(value, prefix, floats=None):
                                                      "objects and arrays)" % MAX_DEPTH})
             continue
         if isinstance(v, list):
-            if v and set(map(type, v)) == {str} and _valid_unicode("".join(v)):  # C-level passes
+            if _all_text(v):
                 continue
             children = []
             for i, item in enumerate(v):

@@ -98,6 +98,26 @@ def test_super_message_4500_phones_make_2000_2000_500_and_drop_duplicates():
     assert sent == [r["recipients"] for r in out] and sum(sent, []) == phones
 
 
+@pytest.mark.parametrize("phones,expected", [
+    # in ascending order: nothing to drop, found without the set
+    (["85290000001", "85290000002", "85290000003"], ["85290000001", "85290000002", "85290000003"]),
+    # ascending but for one repeat (not strictly): the repeat is dropped
+    (["85290000001", "85290000002", "85290000002", "85290000003"], ["85290000001", "85290000002", "85290000003"]),
+    # ascending but for a repeat far from its first occurrence
+    (["85290000001", "85290000002", "85290000003", "85290000001"], ["85290000001", "85290000002", "85290000003"]),
+    # descending and unordered: first occurrences, in the caller's order
+    (["85290000003", "85290000002", "85290000001", "85290000002"], ["85290000003", "85290000002", "85290000001"]),
+    # numerically ascending is not ascending as text: nothing dropped, order kept
+    (["8529000009", "85290000010", "85290000011"], ["8529000009", "85290000010", "85290000011"]),
+])
+@responses.activate
+def test_super_message_duplicates_dropped_in_any_order(phones, expected):
+    responses.post(SUPER_URL, json={"code": 0, "message": "Success", "data": {}})
+    (result,) = run("nxcloud_send_super_message", {"appkey": "a", "phones": phones, "message": SUPER_TYPES["text"]})
+    assert result["recipients"] == expected
+    assert json.loads(responses.calls[0].request.body)["phones"] == expected
+
+
 @pytest.mark.parametrize("code,words", [
     (1003, "signature does not match"), (1001, "authentication failed"), (9000, "request parameter error"),
     (9010, "rate limit"), (1102, "insufficient balance"), (14001, "channel is not opened"),
