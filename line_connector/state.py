@@ -767,14 +767,19 @@ class FileStore(Store):
                 if not _os_lock(fd):
                     continue
                 try:
-                    with open(path, "rb", opener=lambda p, f: os.open(p, f | _NOFOLLOW)) as fh:
-                        data = json.loads(fh.read(MAX_ENTRY_BYTES + 1).decode("utf-8"),
-                                          parse_constant=_reject_constant)
-                    if not (isinstance(data, dict) and _finite(data.get("exp")) and data["exp"] > wall):
-                        os.unlink(path)
-                        os.unlink(lock_path)
-                except (OSError, ValueError, RecursionError):
-                    pass
+                    # and the lock ``add_shared`` takes for this key (one of
+                    # SHARED_LOCKS files): an add holds that one, not the key's
+                    # own, while it reads the expired entry and writes a fresh
+                    # one; without it this could unlink the fresh record
+                    with self._locked(_shared_lock_path(directory, name[:-5]), namespace, name, 0, keep=True):
+                        with open(path, "rb", opener=lambda p, f: os.open(p, f | _NOFOLLOW)) as fh:
+                            data = json.loads(fh.read(MAX_ENTRY_BYTES + 1).decode("utf-8"),
+                                              parse_constant=_reject_constant)
+                        if not (isinstance(data, dict) and _finite(data.get("exp")) and data["exp"] > wall):
+                            os.unlink(path)
+                            os.unlink(lock_path)
+                except (OSError, ValueError, RecursionError, LockTimeout):
+                    pass  # busy now (or gone): the next sweep sees it
                 finally:
                     _os_unlock(fd)
             finally:
@@ -1228,6 +1233,11 @@ def _sweep_journals(directory, wall):
 SHARED_LOCKS = 16
 
 
+def _shared_lock_path(directory, khash):
+    """The shared lock file of the key whose hash is ``khash``."""
+    return os.path.join(directory, ".shared-%02d.lock" % (int(khash[:8], 16) % SHARED_LOCKS))
+
+
 def _file_add_shared(self, namespace, key, value, ttl, wait=None):
     """``add_if_absent`` under one of SHARED_LOCKS lock files picked by the
     key's hash, instead of a lock file created per key: two keys of a bucket
@@ -1237,7 +1247,7 @@ def _file_add_shared(self, namespace, key, value, ttl, wait=None):
     wait = wait_budget() if wait is None else wait
     try:
         khash = key_hash(namespace, key)
-        lock_path = os.path.join(self._dir(namespace), ".shared-%02d.lock" % (int(khash[:8], 16) % SHARED_LOCKS))
+        lock_path = _shared_lock_path(self._dir(namespace), khash)
     except OSError as exc:
         return self._degrade(exc).add_if_absent(namespace, key, value, ttl, wait)
     with self._locked(lock_path, namespace, key, wait, keep=True):

@@ -262,3 +262,28 @@ def test_expired_entries_are_swept_at_most_hourly():
     left = sorted(n for n in os.listdir(directory) if not n.startswith("."))
     assert len(left) == 2 and all(n.endswith(".json") for n in left)
     assert store.get("sweep", "fresh") == 1 and store.get("sweep", "fresh-2") == 1
+
+
+def test_the_sweep_never_removes_an_entry_while_an_add_holds_its_shared_lock(tmp_path):
+    """``add_shared`` holds one of the SHARED_LOCKS files, not the key's own
+    lock, while it reads an expired entry and writes a fresh one in its
+    place; a sweep (of any process) that judged the old entry expired must
+    not unlink the fresh one. Here another store on the same directory (as
+    another process) holds the key's shared lock: the sweep leaves the entry
+    alone, and removes it once the lock is free."""
+    root = str(tmp_path / "state")
+    adder, sweeper = state.FileStore(root), state.FileStore(root)
+    assert adder.add_shared("sweep-shared", "k", {"v": 1}, 60) is None
+    directory = os.path.join(root, "sweep-shared")
+    khash = state.key_hash("sweep-shared", "k")
+    entry = os.path.join(directory, khash + ".json")
+    adder.put("sweep-shared", "k", {"v": 1}, 60)  # as a file, whatever the namespace's layout
+    sweeper.clock = lambda: time.time() + 3600     # expired, to the sweeper
+    shared = os.path.join(directory, ".shared-%02d.lock" % (int(khash[:8], 16) % state.SHARED_LOCKS))
+    with adder._locked(shared, "sweep-shared", "k", 5, keep=True):
+        state.FileStore._swept.clear()
+        sweeper._maybe_sweep("sweep-shared", every=0.0)
+        assert os.path.exists(entry)
+    state.FileStore._swept.clear()
+    sweeper._maybe_sweep("sweep-shared", every=0.0)
+    assert not os.path.exists(entry)
