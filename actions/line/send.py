@@ -53,8 +53,10 @@ MULTICAST_CHUNK = 500
 KEY_NAMESPACE = "line-retry-key"
 KEY_MEMORY_SECONDS = 24 * 3600
 # a lost record only makes a later 409 "delivery unknown", never a double
-# send: the record is written atomically but not fsync'd (~1 ms per send)
-state.skip_fsync(KEY_NAMESPACE)
+# send: the record is written atomically but not fsync'd (~1 ms per send),
+# and the file store keeps it in a slot of a table, not in a new file of its
+# own (a new inode: up to 0.4 ms of kernel CPU per keyed push)
+state.table_records(KEY_NAMESPACE)
 
 
 #: the canonical form's encoder, built once (``json.dumps`` with options builds one per call)
