@@ -1184,9 +1184,13 @@ def _file_get_made(self, namespace, made, key):
     if name is None:
         return None
     try:
-        # os.open first: a caller's own key (a UUID4 too) names a journal that
-        # does not exist, and this is the whole of its cost
-        fd = os.open(os.path.join(self._dir(namespace), name), os.O_RDONLY | _NOFOLLOW)
+        # looked up first: a caller's own key (a UUID4 too) names a journal
+        # that does not exist, and this is the whole of its cost (access()
+        # raises nothing; a failed open costs an exception too)
+        path = os.path.join(self._dir(namespace), name)
+        if not _exists(path):
+            return None
+        fd = os.open(path, os.O_RDONLY | _NOFOLLOW)
     except FileNotFoundError:
         return None
     except OSError as exc:
@@ -1274,8 +1278,17 @@ def _file_add_shared(self, namespace, key, value, ttl, wait=None):
 
 
 def _shared_lock_path(store, namespace, khash):
-    """The shared lock file of a key (by its hash)."""
-    return os.path.join(store._dir(namespace), ".shared-%02d.lock" % (int(khash[:8], 16) % SHARED_LOCKS))
+    """The shared lock file of a key (by its hash). The paths are kept per
+    store while the namespace's directory is known made (``_dir``; a lock
+    file found removed makes it again, see ``_locked``)."""
+    index = int(khash[:8], 16) % SHARED_LOCKS
+    paths = store.__dict__.get("_shared_paths")
+    if paths is None or namespace not in store._ready:
+        paths = store._shared_paths = {}
+    path = paths.get((namespace, index))
+    if path is None:
+        path = paths[namespace, index] = os.path.join(store._dir(namespace), ".shared-%02d.lock" % index)
+    return path
 
 
 # Record tables (``table_records``): a tabled namespace keeps a record in a
@@ -1307,14 +1320,27 @@ TABLE_WAIT = 10.0
 _FREE_SLOT = b" " * (TABLE_SLOT - 1) + b"\n"
 
 
+def _exists(path):
+    """Whether anything is at ``path`` (a dangling symlink: no; an entry
+    behind a symlink is never followed by the read that comes next)."""
+    return os.access(path, os.F_OK, effective_ids=_EFFECTIVE_IDS)
+
+
+_EFFECTIVE_IDS = os.access in os.supports_effective_ids
+
+
 def _table_page(khash):
     """The offset of a key's page in its shared lock file."""
     return (int(khash[8:16], 16) % TABLE_PAGES) * TABLE_SLOT * TABLE_SLOTS
 
 
+_PAGE_BYTES = TABLE_SLOT * TABLE_SLOTS
+
+
 def _read_page(fd, at):
-    data = os.pread(fd, TABLE_SLOT * TABLE_SLOTS, at)
-    return [data[i:i + TABLE_SLOT] for i in range(0, TABLE_SLOT * TABLE_SLOTS, TABLE_SLOT)]
+    """A page of a table (bytes; past the end of the file, zeros: free)."""
+    page = os.pread(fd, _PAGE_BYTES, at)
+    return page if len(page) == _PAGE_BYTES else page.ljust(_PAGE_BYTES, b"\0")
 
 
 def _slot_entry(slot, now):
@@ -1331,27 +1357,38 @@ def _slot_entry(slot, now):
     return _valid_entry(data, k, now) if isinstance(k, str) else None
 
 
-def _find_slot(slots, khash, now):
+def _find_slot(page, khash, now):
     """(index of the slot holding the key's live entry or None, that entry,
-    index of the first free slot or None). Only slots naming the key are
-    parsed, and the others only when no slot is blank."""
+    index of the first free slot or None) in a page. Only slots naming the
+    key are parsed, and the others only when no slot is blank."""
     needle = ('"k":"%s"' % khash).encode()
     hit, entry = None, None
-    for i, slot in enumerate(slots):
-        if needle in slot:
-            found = _slot_entry(slot, now)
-            if found is not None and found["k"] == khash:
-                hit, entry = i, found
+    at = page.find(needle)
+    while at >= 0:
+        i = at // TABLE_SLOT
+        found = _slot_entry(page[i * TABLE_SLOT:(i + 1) * TABLE_SLOT], now)
+        if found is not None and found["k"] == khash:
+            hit, entry = i, found
+            break
+        at = page.find(needle, (i + 1) * TABLE_SLOT)
+    free = None
+    for i in range(0, _PAGE_BYTES, TABLE_SLOT):
+        if page[i] != 0x7B and not page[i:i + TABLE_SLOT].strip(b" \n\0"):  # 0x7B: "{", an entry's start
+            free = i // TABLE_SLOT
+            break
+    else:  # no blank slot: an expired or damaged one is free too
+        for i in range(TABLE_SLOTS):
+            if i != hit and _slot_entry(page[i * TABLE_SLOT:(i + 1) * TABLE_SLOT], now) is None:
+                free = i
                 break
-    free = next((i for i, slot in enumerate(slots) if not slot.strip(b" \n\0")), None)
-    if free is None:  # no blank slot: an expired or damaged one is free too
-        free = next((i for i, slot in enumerate(slots) if i != hit and _slot_entry(slot, now) is None), None)
     return hit, entry, free
 
 
 def _slot_bytes(entry):
     """The slot holding ``entry``, or None when it does not fit one."""
-    text = check_entry_size(_dumps(entry).encode("utf-8"))
+    # what _dumps(entry) gives (keys sorted), with the encoder run on the value only
+    text = ('{"exp":%r,"k":"%s","v":1,"value":%s}' % (float(entry["exp"]), entry["k"], _dumps(entry["value"]))
+            ).encode("utf-8")
     return None if len(text) >= TABLE_SLOT else text.ljust(TABLE_SLOT - 1) + b"\n"
 
 
@@ -1373,9 +1410,12 @@ def _table_add(self, namespace, key, khash, lock_path, value, ttl, wait):
             return self._degrade(exc).add_if_absent(namespace, key, value, ttl, wait)
         if found is not None:
             return found["value"]
-        existing = self._get_file(namespace, key)
-        if existing is not None:
-            return existing
+        # the key's entry file (a spilled record), looked up first without
+        # opening it: a fresh key has none, and an open that fails costs more
+        if _exists(os.path.join(os.path.dirname(lock_path), khash + ".json")):
+            existing = self._get_file(namespace, key)
+            if existing is not None:
+                return existing
         slot = _slot_bytes(entry) if free is not None else None
         if slot is not None:
             try:
