@@ -39,9 +39,9 @@ fetch a second Sobot token and forget retry keys.
 
 File backend (the default): ``<cache dir>/state/<namespace>/<sha256>.json``
 plus a ``.lock`` file per key (a namespace given to ``table_records`` keeps
-small records in slots of a few shared lock files instead), the directories 0700 and files 0600 whatever
-the umask, every open with ``O_NOFOLLOW`` and a symlink at any of those paths
-refused. A damaged entry (bad JSON, wrong shape, NaN, too large, too deep) is
+small records in slots of a few shared lock files instead), the directories
+0700 and files 0600 whatever the umask, every open with ``O_NOFOLLOW`` and a
+symlink at any of those paths refused. A damaged entry (bad JSON, wrong shape, NaN, too large, too deep) is
 dropped, never raised. When the directory cannot be used (unwritable, a
 symlink, owned by someone else) the store degrades to an in-process memory
 store and says so in ``note``; the runner copies that note into the result.
