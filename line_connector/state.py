@@ -1508,8 +1508,8 @@ def _create_new_entry(store, namespace, key, value, ttl):
 
 __all__ = ["Store", "FileStore", "MemoryStore", "LockTimeout", "StateUnavailable", "StateMisconfigured",
            "EntryTooLarge", "check_at_start", "store", "configure", "private",
-           "forget", "annotate", "register_secrets", "skip_fsync", "table_records", "wait_budget", "state_dir", "key_hash",
-           "valid_token", "JOURNAL_ENTRIES",
+           "forget", "annotate", "register_secrets", "skip_fsync", "table_records", "wait_budget", "state_dir",
+           "key_hash", "valid_token", "JOURNAL_ENTRIES",
            "clamp_lifetime", "DEFAULT_WAIT"]
 
 
