@@ -104,7 +104,15 @@ def table_records(namespace):
     is a write into a file that exists. Every operation of the namespace
     (``get``, ``put``, ``delete``, ``add_shared``) reads or writes the slots
     under the key's shared lock, so what other processes see, and the
-    atomicity of ``add_shared``, are as with files."""
+    atomicity of ``add_shared``, are as with files.
+
+    Not seen by the previous release: a process of the release before the
+    tables, sharing this state directory at the same time, looks only for
+    entry files, so it cannot see records kept in slots. LINE's 409 still
+    prevents a double delivery; only that release's refusal before sending
+    of a key reused for other content is lost, for keys recorded by this one."""
+    # NOTE: a process of the previous release sharing the same state directory
+    # at the same time cannot see slot records (see the docstring above).
     skip_fsync(namespace)
     _TABLED.add(namespace)
 
@@ -1317,6 +1325,10 @@ TABLE_PAGES = 128
 #: seconds ``get``, ``put`` and ``delete`` wait for a table's lock (it is held
 #: only to read and write a page)
 TABLE_WAIT = 10.0
+#: seconds ``get``, ``put`` and ``delete`` wait for a table's lock at least,
+#: whatever the caller's budget (0 when its deadline is nearly used): holders
+#: keep the lock for microseconds, only a stopped process holds it longer
+TABLE_PATIENCE = 0.25
 _FREE_SLOT = b" " * (TABLE_SLOT - 1) + b"\n"
 
 
@@ -1357,12 +1369,32 @@ def _slot_entry(slot, now):
     return _valid_entry(data, k, now) if isinstance(k, str) else None
 
 
-def _find_slot(page, khash, now):
+_EXP_PREFIX = b'{"exp":'
+
+
+def _slot_expired(slot, now):
+    """Whether a slot is free for an add: blank, expired or damaged. The
+    expiry is read without parsing the slot (its "exp" comes first: keys
+    are sorted); a slot not starting so is parsed whole (damaged: free)."""
+    if slot[:7] != _EXP_PREFIX:
+        return _slot_entry(slot, now) is None
+    end = slot.find(b",", 7)
+    try:
+        exp = float(slot[7:end])
+    except ValueError:
+        return _slot_entry(slot, now) is None
+    return not (math.isfinite(exp) and exp > now)
+
+
+def _find_slot(page, khash, now, want_free=False):
     """(index of the slot holding the key's live entry or None, that entry,
-    index of the first free slot or None) in a page. Only slots naming the
-    key are parsed, and the others only when no slot is blank."""
+    index of a free slot or None) in a page. Only slots naming the key are
+    parsed. The free slot is looked for only when ``want_free`` (an add):
+    the key's own expired or damaged slot first (so a clock stepped back
+    never revives an old slot beside a new one), then a blank one, then any
+    expired or damaged one (read by its expiry alone, ``_slot_expired``)."""
     needle = ('"k":"%s"' % khash).encode()
-    hit, entry = None, None
+    hit, entry, own = None, None, None
     at = page.find(needle)
     while at >= 0:
         i = at // TABLE_SLOT
@@ -1370,18 +1402,27 @@ def _find_slot(page, khash, now):
         if found is not None and found["k"] == khash:
             hit, entry = i, found
             break
+        if own is None:
+            own = i
         at = page.find(needle, (i + 1) * TABLE_SLOT)
-    free = None
+    if not want_free or hit is not None:
+        return hit, entry, None
+    if own is not None:
+        return hit, entry, own
     for i in range(0, _PAGE_BYTES, TABLE_SLOT):
         if page[i] != 0x7B and not page[i:i + TABLE_SLOT].strip(b" \n\0"):  # 0x7B: "{", an entry's start
-            free = i // TABLE_SLOT
-            break
-    else:  # no blank slot: an expired or damaged one is free too
-        for i in range(TABLE_SLOTS):
-            if i != hit and _slot_entry(page[i * TABLE_SLOT:(i + 1) * TABLE_SLOT], now) is None:
-                free = i
-                break
-    return hit, entry, free
+            return hit, entry, i // TABLE_SLOT
+    for i in range(TABLE_SLOTS):  # no blank slot: an expired or damaged one is free too
+        if _slot_expired(page[i * TABLE_SLOT:(i + 1) * TABLE_SLOT], now):
+            return hit, entry, i
+    return hit, entry, None
+
+
+def _pwrite_slot(fd, data, offset):
+    """Write one slot; a short write is an OSError (the slot not written)."""
+    written = os.pwrite(fd, data, offset)
+    if written != len(data):
+        raise OSError(errno.EIO, "short write to a record table (%d of %d bytes)" % (written, len(data)))
 
 
 def _slot_bytes(entry):
@@ -1395,7 +1436,29 @@ def _slot_bytes(entry):
 def _table_add(self, namespace, key, khash, lock_path, value, ttl, wait):
     """``add_shared`` for a tabled namespace: under the key's shared lock,
     the key's page, then its entry file; added into a free slot of the
-    page, or as an entry file when the page is full."""
+    page, or as an entry file when the page is full. A lock file found
+    removed after the slot was written (the state directory removed
+    meanwhile) is no record: the add is made again, once, in the new
+    directory (as the create of an entry file would have failed)."""
+    started = time.monotonic()
+    result = _table_add_once(self, namespace, key, khash, lock_path, value, ttl, wait)
+    if result is not _UNLINKED:
+        return result
+    self._ready.discard(namespace)
+    try:
+        lock_path = _shared_lock_path(self, namespace, khash)
+    except OSError as exc:
+        return self._degrade(exc).add_if_absent(namespace, key, value, ttl, wait)
+    wait = max(0.0, wait - (time.monotonic() - started)) if _finite(wait) else wait
+    result = _table_add_once(self, namespace, key, khash, lock_path, value, ttl, wait)
+    return None if result is _UNLINKED else result
+
+
+#: ``_table_add_once``: the slot was written into a lock file since removed
+_UNLINKED = object()
+
+
+def _table_add_once(self, namespace, key, khash, lock_path, value, ttl, wait):
     entry = {"v": 1, "exp": self.clock() + self._ttl(ttl), "value": value, "k": khash}
     with self._locked(lock_path, namespace, key, wait, keep=True) as fd:
         if fd is None:  # degraded on the way: this process's store
@@ -1405,7 +1468,7 @@ def _table_add(self, namespace, key, khash, lock_path, value, ttl, wait):
             return existing
         try:
             at = _table_page(khash)
-            hit, found, free = _find_slot(_read_page(fd, at), khash, self.clock())
+            hit, found, free = _find_slot(_read_page(fd, at), khash, self.clock(), want_free=True)
         except OSError as exc:
             return self._degrade(exc).add_if_absent(namespace, key, value, ttl, wait)
         if found is not None:
@@ -1419,8 +1482,8 @@ def _table_add(self, namespace, key, khash, lock_path, value, ttl, wait):
         slot = _slot_bytes(entry) if free is not None else None
         if slot is not None:
             try:
-                os.pwrite(fd, slot, at + free * TABLE_SLOT)
-                return None
+                _pwrite_slot(fd, slot, at + free * TABLE_SLOT)
+                return None if os.fstat(fd).st_nlink > 0 else _UNLINKED
             except OSError:
                 pass  # the table cannot take it: an entry file, as for a full page
         if not _create_new_entry(self, namespace, key, value, ttl):
@@ -1432,15 +1495,29 @@ def _table_add(self, namespace, key, khash, lock_path, value, ttl, wait):
 def _table_locked(self, namespace, key):
     """(descriptor or None, the key's hash, its page's offset) under the
     key's shared lock, for ``get``, ``put`` and ``delete``; the descriptor is
-    None when the lock could not be had (degraded, timed out): then only the
-    key's entry file is used."""
+    None when the store degraded to memory on the way (then only the key's
+    entry file, or the memory store, is used).
+
+    The lock is waited for the caller's budget but at least TABLE_PATIENCE,
+    whatever the budget: holders keep it for microseconds, so mere
+    contention (threads of the service sharing one store, a deadline nearly
+    used) never makes the operation miss the table. Past that, LockTimeout
+    is raised, never a fall back to the entry file alone (which would miss a
+    slot's record, or leave the slot and the file disagreeing). The edge
+    that remains: a holder stopped (SIGSTOP, a debugger, a frozen VM) for
+    longer than that makes ``get``, ``put`` and ``delete`` of its keys raise
+    LockTimeout; the callers (actions/line/send.py) then act as if the
+    record were unknown: more careful, never a false "already used"."""
     khash = key_hash(namespace, key)
+    wait = max(TABLE_PATIENCE, wait_budget(TABLE_WAIT))
     with contextlib.ExitStack() as stack:
         try:
             lock_path = _shared_lock_path(self, namespace, khash)
-            fd = stack.enter_context(self._locked(lock_path, namespace, key, wait_budget(TABLE_WAIT), keep=True))
-        except (OSError, LockTimeout):
+        except OSError as exc:
+            self._degrade(exc)
             fd = None
+        else:
+            fd = stack.enter_context(self._locked(lock_path, namespace, key, wait, keep=True))
         yield fd, khash, None if fd is None else _table_page(khash)
 
 
@@ -1465,7 +1542,7 @@ def _table_put(self, namespace, key, value, ttl):
                 hit, _, _ = _find_slot(_read_page(fd, at), khash, self.clock())
                 if hit is not None:  # the record is in the table: it stays there if it fits
                     slot = _slot_bytes(entry)
-                    os.pwrite(fd, _FREE_SLOT if slot is None else slot, at + hit * TABLE_SLOT)
+                    _pwrite_slot(fd, _FREE_SLOT if slot is None else slot, at + hit * TABLE_SLOT)
                     if slot is not None:
                         return None
             except OSError:
@@ -1481,7 +1558,7 @@ def _table_delete(self, namespace, key):
             try:
                 hit, _, _ = _find_slot(_read_page(fd, at), khash, self.clock())
                 if hit is not None:
-                    os.pwrite(fd, _FREE_SLOT, at + hit * TABLE_SLOT)
+                    _pwrite_slot(fd, _FREE_SLOT, at + hit * TABLE_SLOT)
             except OSError:
                 pass
         if self._fallback is not None:

@@ -180,3 +180,144 @@ def test_a_removed_state_directory_is_made_again_for_a_tabled_add(tmp_path):
     assert store.add_shared(NS, "k2", {"v": 3}, 60) == {"v": 2}
     assert state.FileStore(root).get(NS, "k2") == {"v": 2}  # on disk, for other processes
     assert state.FileStore(root).get(NS, "k1") is None  # removed with the directory
+
+
+def _lock_of(store, key):
+    return state._shared_lock_path(store, NS, state.key_hash(NS, key))
+
+
+def _hold(store, key, seconds):
+    """A thread of ``store`` holding ``key``'s table lock for ``seconds``;
+    returns once it holds it."""
+    held, done = threading.Event(), threading.Event()
+
+    def hold():
+        with store._locked(_lock_of(store, key), NS, key, 5, keep=True):
+            held.set()
+            done.wait(seconds)
+
+    t = threading.Thread(target=hold)
+    t.start()
+    held.wait(5)
+    return t, done
+
+
+def test_contention_with_a_zero_budget_still_reads_and_writes_the_table(monkeypatch):
+    """A caller whose deadline is nearly used (budget 0) waits for a briefly
+    held lock (TABLE_PATIENCE) rather than fall back to the entry file alone:
+    get sees the slot's record, delete frees the slot, put replaces it."""
+    store = state.store()
+    assert store.add_shared(NS, "k", {"sha256": "x"}, 60) is None
+    monkeypatch.setattr(state, "wait_budget", lambda cap=None: 0.0)
+    t, _ = _hold(store, "k", 0.1)
+    assert store.get(NS, "k") == {"sha256": "x"}
+    t.join()
+    t, _ = _hold(store, "k", 0.1)
+    store.put(NS, "k", {"sha256": "x", "joined": True}, 60)
+    t.join()
+    assert store.get(NS, "k") == {"sha256": "x", "joined": True} and _entry_files() == []
+    t, _ = _hold(store, "k", 0.1)
+    store.delete(NS, "k")
+    t.join()
+    assert store.get(NS, "k") is None
+    assert store.add_shared(NS, "k", {"sha256": "y"}, 60) is None  # corrected content is not refused
+
+
+def test_a_stuck_holder_makes_get_put_delete_raise_never_disagree(monkeypatch):
+    """Past TABLE_PATIENCE, get, put and delete raise LockTimeout: never a
+    file written or removed while the slot keeps the old record."""
+    store = state.store()
+    assert store.add_shared(NS, "k", {"sha256": "x"}, 60) is None
+    monkeypatch.setattr(state, "wait_budget", lambda cap=None: 0.0)
+    monkeypatch.setattr(state, "TABLE_PATIENCE", 0.05)
+    t, done = _hold(store, "k", 5)
+    try:
+        for op in (lambda: store.get(NS, "k"), lambda: store.put(NS, "k", {"sha256": "z"}, 60),
+                   lambda: store.delete(NS, "k")):
+            with pytest.raises(state.LockTimeout):
+                op()
+    finally:
+        done.set()
+        t.join()
+    assert _entry_files() == []
+    assert store.get(NS, "k") == {"sha256": "x"}
+
+
+def test_get_and_delete_of_a_full_page_parse_no_other_slot(monkeypatch):
+    """A full page: get and delete of a spilled key parse no slot, an add
+    of a new key reads the others' expiry without parsing them."""
+    store = state.store()
+    keys = _same_page_keys(state.TABLE_SLOTS + 2)
+    for i, key in enumerate(keys):
+        assert store.add_shared(NS, key, {"n": i}, 60) is None
+    parsed = []
+    real = state._slot_entry
+    monkeypatch.setattr(state, "_slot_entry", lambda slot, now: parsed.append(1) or real(slot, now))
+    assert store.get(NS, keys[-1]) == {"n": len(keys) - 1}
+    store.delete(NS, keys[-1])
+    store.put(NS, keys[0], {"n": 0, "joined": True}, 60)
+    assert parsed == [1]  # the put's own slot only
+    assert store.add_shared(NS, keys[-1], {"n": -1}, 60) is None  # spills again: no free slot
+    assert parsed == [1]
+
+
+def test_an_expired_slot_of_the_same_page_is_reused_by_an_add(monkeypatch):
+    store = state.store()
+    keys = _same_page_keys(state.TABLE_SLOTS + 1)
+    now = store.clock()
+    for i, key in enumerate(keys[:-1]):
+        assert store.add_shared(NS, key, {"n": i}, 60 if i else 10) is None
+    monkeypatch.setattr(store, "clock", lambda: now + 30)
+    assert store.add_shared(NS, keys[-1], {"n": -1}, 60) is None
+    assert _entry_files() == []  # the expired slot took it
+    assert store.get(NS, keys[-1]) == {"n": -1} and store.get(NS, keys[0]) is None
+
+
+def test_a_key_added_again_after_its_slot_expired_reuses_that_slot(monkeypatch):
+    """A clock stepped back never revives the key's old slot beside its new
+    one: the add reuses the key's own expired slot."""
+    store = state.store()
+    now = store.clock()
+    keys = _same_page_keys(2)
+    assert store.add_shared(NS, keys[0], {"n": 1}, 60) is None
+    monkeypatch.setattr(store, "clock", lambda: now + 120)
+    assert store.add_shared(NS, keys[1], {"other": 1}, 600) is None  # takes a blank slot before it
+    assert store.add_shared(NS, keys[0], {"n": 2}, 60) is None
+    monkeypatch.setattr(store, "clock", lambda: now + 30)  # stepped back
+    assert store.get(NS, keys[0]) == {"n": 2}
+    h = state.key_hash(NS, keys[0])
+    with open(_lock_of(store, keys[0]), "rb") as fh:
+        assert fh.read().count(('"k":"%s"' % h).encode()) == 1
+
+
+def test_a_short_slot_write_spills_the_record_into_an_entry_file(monkeypatch):
+    store = state.store()
+    real = os.pwrite
+    monkeypatch.setattr(state.os, "pwrite", lambda fd, data, at: real(fd, data[:10], at))
+    assert store.add_shared(NS, "k", {"sha256": "x"}, 60) is None
+    monkeypatch.setattr(state.os, "pwrite", real)
+    assert _entry_files() != []
+    assert store.get(NS, "k") == {"sha256": "x"}
+    assert store.add_shared(NS, "k", {"sha256": "y"}, 60) == {"sha256": "x"}
+
+
+def test_a_state_directory_removed_during_an_add_gets_the_record(monkeypatch, tmp_path):
+    import shutil
+
+    root = str(tmp_path / "state")
+    store = state.FileStore(root)
+    assert store.add_shared(NS, "k1", {"v": 1}, 60) is None
+    real, calls = os.pwrite, []
+
+    def pwrite(fd, data, at):
+        n = real(fd, data, at)
+        if not calls:
+            calls.append(1)
+            shutil.rmtree(root)
+        return n
+
+    monkeypatch.setattr(state.os, "pwrite", pwrite)
+    assert store.add_shared(NS, "k2", {"v": 2}, 60) is None
+    monkeypatch.setattr(state.os, "pwrite", real)
+    assert state.FileStore(root).get(NS, "k2") == {"v": 2}  # on disk, for other processes
+    assert store.add_shared(NS, "k2", {"v": 3}, 60) == {"v": 2}
