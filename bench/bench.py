@@ -253,8 +253,10 @@ VALIDATION_BASELINE_REV = "500a4707740d965d82ab24108a5625cbbac2ab66"
 def bench_file_creation(directory, n=200):
     """A property of the machine, not of the pack, reported next to the warm
     rows: the CPU time (mostly the kernel's) of creating one file in the
-    state directory's file system, which every warm push pays once for its
-    retry-key record, against rewriting a file that exists. On the shared
+    state directory's file system, which a keyed warm push paid once for its
+    retry-key record until those records moved into slots of the shared lock
+    files (``state.table_records``; a record still gets a file of its own when
+    its table page is full), against rewriting a file that exists. On the shared
     VM where this row was added it ranged from ~20 us to ~1 ms of CPU (ext4,
     varying minute to minute with other users' I/O), against ~7 us on tmpfs:
     when the warm rows move between runs, this row says whether the file

@@ -397,3 +397,40 @@ def test_the_cache_directories_are_private_under_umask_000(sb, tmp_path):
     assert any(p.name == "checked" for p in made) and any(p.name == "state" for p in made)
     modes = {str(p): oct(stat.S_IMODE(p.stat().st_mode)) for p in made}
     assert set(modes.values()) == {"0o700"}, modes
+
+
+def test_a_stuck_key_lock_never_crashes_and_never_claims_already_used(sb, monkeypatch):
+    """The key's record lock held by a stopped process (``get``, ``put``,
+    ``delete`` raise LockTimeout past TABLE_PATIENCE): a definite 4xx's
+    release says the record was kept (never a traceback), an accepted 409
+    is not taken as ours, and a "joined" mark that cannot be written is
+    skipped (the send goes on)."""
+    from line_connector.actions.line.send import SendPush
+    from line_connector.redaction import Redactor
+
+    key = str(uuid.uuid4())
+    inputs = {"to": users(1)[0], "messages": TEXT, "retry_key": key}
+    asset = dict(sb.demo_assets()["line_channel_access_token"])
+    call = SendPush(asset, "line_channel_access_token", None, Redactor())
+    private = state.private(sb)
+    try:
+        store = call.key_store = private.store
+        (request,) = call.build(inputs)
+        call.remember(request)
+
+        def stuck(*args, **kwargs):
+            raise state.LockTimeout(KEY_NAMESPACE, 0.25)
+
+        for name in ("get", "put", "delete"):
+            monkeypatch.setattr(store, name, stuck)
+        result = {"status_code": 400, "reason": "Bad Request", "json_body": {"message": "bad"},
+                  "response_headers": {}, "attempts": 1}
+        assert call.judge(request, result) is False
+        assert "could not be released" in result["note"] and "new retry_key" in result["note"]
+        assert call.accepted_is_ours(request, {"status_code": 409, "attempts": 1}) is False
+        other = SendPush(asset, "line_channel_access_token", None, Redactor())
+        other.key_store = store
+        (again,) = other.build(inputs)
+        assert other.remember(again) is again  # same content joins; the mark is skipped
+    finally:
+        private.close()
