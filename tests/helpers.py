@@ -37,3 +37,25 @@ def require_module(name, why):
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail("CI=true but " + text, pytrace=False)
         pytest.skip(text, allow_module_level=True)
+
+
+def assert_threads_add_once(store, namespace, key, threads=8):
+    """``threads`` threads call ``store.add_shared(namespace, key, ...)`` at
+    the same moment: exactly one adds it (None), every other one gets the
+    winner's value back, and the store holds the winner's value."""
+    import threading
+
+    results, start = [], threading.Barrier(threads)
+
+    def add(n):
+        start.wait()
+        results.append(store.add_shared(namespace, key, {"n": n}, 60))
+
+    running = [threading.Thread(target=add, args=(n,)) for n in range(threads)]
+    for t in running:
+        t.start()
+    for t in running:
+        t.join(30)
+    assert results.count(None) == 1, results
+    winner = store.get(namespace, key)
+    assert all(r == winner for r in results if r is not None)

@@ -14,6 +14,7 @@ import uuid
 
 import pytest
 
+from helpers import assert_threads_add_once
 from line_connector import state
 from line_connector.filecache import cache_dir
 
@@ -147,8 +148,6 @@ def test_caller_key_adds_share_a_few_lock_files_and_stay_atomic():
     """Caller-given retry keys keep a record file each, but their atomic add
     (``add_shared``) locks one of SHARED_LOCKS files, not a file per key;
     of many threads adding one key, exactly one adds it."""
-    import threading
-
     store = state.store()
     for i in range(100):
         assert store.add_shared(NS, "key-%d" % i, {"n": i}, 60) is None
@@ -157,20 +156,7 @@ def test_caller_key_adds_share_a_few_lock_files_and_stay_atomic():
     locks = [n for n in names if n.endswith(".lock")]
     assert 1 < len(locks) <= state.SHARED_LOCKS and all(n.startswith(".shared-") for n in locks)
     assert len([n for n in names if n.endswith(".json")]) == 100
-    results, start = [], threading.Barrier(8)
-
-    def add(n):
-        start.wait()
-        results.append(store.add_shared(NS, "contended", {"n": n}, 60))
-
-    threads = [threading.Thread(target=add, args=(n,)) for n in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert results.count(None) == 1
-    winner = store.get(NS, "contended")
-    assert all(r == winner for r in results if r is not None)
+    assert_threads_add_once(store, NS, "contended")
 
 
 @pytest.mark.skipif(not hasattr(os, "fork") or sys.platform == "darwin", reason="a C-level fork: Linux")

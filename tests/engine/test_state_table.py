@@ -14,6 +14,7 @@ import threading
 
 import pytest
 
+from helpers import assert_threads_add_once
 from line_connector import state
 from line_connector.filecache import cache_dir
 
@@ -125,20 +126,7 @@ def test_a_put_that_no_longer_fits_its_slot_moves_the_record_to_a_file():
 
 def test_threads_adding_one_tabled_key_add_it_once():
     store = state.store()
-    results, start = [], threading.Barrier(8)
-
-    def add(n):
-        start.wait()
-        results.append(store.add_shared(NS, "contended", {"n": n}, 60))
-
-    threads = [threading.Thread(target=add, args=(n,)) for n in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert results.count(None) == 1
-    winner = store.get(NS, "contended")
-    assert all(r == winner for r in results if r is not None)
+    assert_threads_add_once(store, NS, "contended")
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="several processes at once: POSIX")
