@@ -13,11 +13,11 @@ redis-server is installed, Redis (a fleet).
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
 
 PY = sys.executable
 SERVER = """
@@ -111,16 +111,22 @@ def main():
                             "cpu_ratio": warm["cpu_ratio"]}], fh)
         take = child(TAKE, str(takes), env=env)
         print("%-48s %8.1f us per request" % ("one token take, file store", take["take"] * 1e6))
+        from bench_state import start_redis  # this directory's: no pytest in the benchmark's environment
+
+        redis_dir = tempfile.mkdtemp(prefix="line-connector-bench-redis-")
         try:
-            from redis_server import RedisServer, redis_binary
-        except ImportError:
-            redis_binary = None
-        if redis_binary and redis_binary():
-            with RedisServer().start() as redis:
-                take = child(TAKE, str(takes), env=dict(env, LINE_CONNECTOR_STATE=redis.url))
+            proc, url = start_redis(redis_dir)
+            if proc is None:
+                print("one token take, Redis: skipped (redis-server is not installed)")
+                return
+            try:
+                take = child(TAKE, str(takes), env=dict(env, LINE_CONNECTOR_STATE=url))
                 print("%-48s %8.1f us per request" % ("one token take, Redis (loopback)", take["take"] * 1e6))
-        else:
-            print("one token take, Redis: skipped (redis-server is not installed)")
+            finally:
+                proc.terminate()
+                proc.wait(timeout=10)
+        finally:
+            shutil.rmtree(redis_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":
