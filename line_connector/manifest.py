@@ -212,26 +212,24 @@ class Manifest:
             self._check_files(spec)
             self.actions[spec.name] = spec
 
-    def _any_file(self, base, rels):
+    def _any_file(self, bases, rel):
         """Whether ``os.path.isfile(os.path.join(base, rel))`` holds for one
-        of ``rels``, answered from the directory listings taken once when one
-        of them is a file they hold (stat-ing 2-3 paths for each of ~100
-        actions cost ~2.5 ms of every run); otherwise (a path written another
-        way, a file not listed) each is stat-ed as before. ``base + "/" +
-        rel`` is what ``os.path.join`` makes of a relative ``rel``; for an
-        absolute one it holds "//", which no listed path does."""
+        of ``bases``, answered from the directory listings taken once when
+        one of them holds it (stat-ing 2-3 paths for each of ~100 actions
+        cost ~2.5 ms of every run); otherwise (a path written another way, a
+        file not listed) each is stat-ed as before. ``base + "/" + rel`` is
+        what ``os.path.join`` makes of a relative ``rel``; for an absolute
+        one it holds "//", which no listed path does."""
         present = self._present
-        for b in base:
-            for rel in rels:
-                if b + os.sep + rel in present:
-                    return True
-        return any(os.path.isfile(os.path.join(b, rel)) for b in base for rel in rels)
+        if any(base + os.sep + rel in present for base in bases):
+            return True
+        return any(os.path.isfile(os.path.join(base, rel)) for base in bases)
 
     def _check_files(self, spec):
         schemas_dir = (self._schemas_dir,)
         for kind in ("inputs", "outputs"):
             rel = getattr(spec, kind)
-            if not self._any_file(schemas_dir, (rel,)):
+            if not self._any_file(schemas_dir, rel):
                 raise ManifestError("action %s: %s schema schemas/%s does not exist"
                                     % (spec.name, kind, rel))
         for asset in spec.assets:
@@ -239,7 +237,7 @@ class Manifest:
                 raise ManifestError("action %s: asset %s is not declared in the manifest's assets"
                                     % (spec.name, asset))
         module = spec.class_path.partition(":")[0].replace(".", os.sep)
-        if not self._any_file(self._action_dirs, (module + ".py",)):
+        if not self._any_file(self._action_dirs, module + ".py"):
             raise ManifestError("action %s: class module actions/%s.py does not exist"
                                 % (spec.name, module))
 

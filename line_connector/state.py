@@ -41,8 +41,8 @@ File backend (the default): ``<cache dir>/state/<namespace>/<sha256>.json``
 plus a ``.lock`` file per key (a namespace given to ``table_records`` keeps
 small records in slots of a few shared lock files instead), the directories
 0700 and files 0600 whatever the umask, every open with ``O_NOFOLLOW`` and a
-symlink at any of those paths refused. A damaged entry (bad JSON, wrong shape, NaN, too large, too deep) is
-dropped, never raised. When the directory cannot be used (unwritable, a
+symlink at any of those paths refused. A damaged entry (bad JSON, wrong
+shape, NaN, too large, too deep) is dropped, never raised. When the directory cannot be used (unwritable, a
 symlink, owned by someone else) the store degrades to an in-process memory
 store and says so in ``note``; the runner copies that note into the result.
 """
@@ -111,8 +111,6 @@ def table_records(namespace):
     entry files, so it cannot see records kept in slots. LINE's 409 still
     prevents a double delivery; only that release's refusal before sending
     of a key reused for other content is lost, for keys recorded by this one."""
-    # NOTE: a process of the previous release sharing the same state directory
-    # at the same time cannot see slot records (see the docstring above).
     skip_fsync(namespace)
     _TABLED.add(namespace)
 
@@ -1364,12 +1362,12 @@ def _exists(path):
 _EFFECTIVE_IDS = os.access in os.supports_effective_ids
 
 
+_PAGE_BYTES = TABLE_SLOT * TABLE_SLOTS
+
+
 def _table_page(khash):
     """The offset of a key's page in its shared lock file."""
-    return (int(khash[8:16], 16) % TABLE_PAGES) * TABLE_SLOT * TABLE_SLOTS
-
-
-_PAGE_BYTES = TABLE_SLOT * TABLE_SLOTS
+    return (int(khash[8:16], 16) % TABLE_PAGES) * _PAGE_BYTES
 
 
 def _read_page(fd, at):
@@ -1925,10 +1923,8 @@ def _after_fork_in_child():
     _STORES_GUARD = threading.Lock()
     _BUCKET_MEMORY_GUARD = threading.Lock()
     _BUCKET_FILES_GUARD = threading.Lock()
-    for store in list(_LIVE_STORES):
-        reset = getattr(store, "_after_fork", None)
-        if reset is not None:
-            reset()
+    for store in list(_LIVE_STORES):  # memory and file stores: each has _after_fork
+        store._after_fork()
 
 
 if hasattr(os, "register_at_fork"):  # POSIX
