@@ -424,6 +424,17 @@ def _threads(text):
     return value
 
 
+def _workers(text):
+    """argparse type for serve --workers: an integer 1-64."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or not 1 <= value <= 64:
+        raise argparse.ArgumentTypeError("invalid worker count %r: must be an integer from 1 to 64" % text)
+    return value
+
+
 def cmd_check(args):
     from .manifest import manifest
 
@@ -640,7 +651,10 @@ def build_parser():
     p.add_argument("--port", type=_port, default=SERVE_PORT, help="port to listen on (0: any free port)")
     p.add_argument("--no-auth", action="store_true",
                    help="ask for no API key (allowed only on a loopback address)")
-    p.add_argument("--threads", type=_threads, default=8, metavar="N", help="worker threads")
+    p.add_argument("--threads", type=_threads, default=8, metavar="N", help="threads per serving process")
+    p.add_argument("--workers", type=_workers, default=1, metavar="N",
+                   help="serving processes sharing the port (default 1; Linux and macOS): more throughput on "
+                        "more cores; the state store, metrics and webhook route bounds are shared")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("docs", help="generate the action reference (docs/actions/) from the manifest and schemas")

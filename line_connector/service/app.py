@@ -288,7 +288,7 @@ class ServiceApp:
     """The WSGI callable. ``no_auth``: no API key is asked for (only for a
     loopback bind; ``serve`` checks that)."""
 
-    def __init__(self, config, no_auth=False, metrics=None, run=None):
+    def __init__(self, config, no_auth=False, metrics=None, run=None, shared_dir=None, check_state=True):
         from .metrics import Metrics
 
         if not config.api_keys and not no_auth:
@@ -299,19 +299,23 @@ class ServiceApp:
         self.config = config
         self.no_auth = no_auth
         self.redactor = config.redactor
-        self.metrics = metrics or Metrics(known_routes=list(config.webhooks))
+        # shared_dir: a worker of `serve --workers N` (see serve_workers): the
+        # metrics and the webhook routes' bounds are shared with the others
+        self.metrics = metrics or Metrics(known_routes=list(config.webhooks), shared=shared_dir is not None)
         # compared as sha256 digests: equal lengths, so the time says nothing
         # about a key's length either
         self._keys = [(k, hashlib.sha256(k.encode("utf-8")).digest()) for k in config.api_keys]
         self._run = run  # tests may slow the runner down; None: run_action
         self._openapi = {}  # base URL -> document bytes
         self._lock = threading.Lock()
-        _configure_state(config, self.log)
+        self._worker = None if shared_dir is None else os.getpid()
+        _configure_state(config, self.log, check=check_state)
         self._ingress = None
         if config.webhooks:  # built now: a bad sink is a start-up error naming its key
             from .webhooks import Ingress
 
-            self._ingress = Ingress(config, self.metrics, log=self.log, strict_text=True)
+            self._ingress = Ingress(config, self.metrics, log=self.log, strict_text=True,
+                                    slots_dir=None if shared_dir is None else os.path.join(shared_dir, "slots"))
 
     def reserve_threads(self, threads):
         """The server runs the app on ``threads`` threads: webhook
@@ -328,6 +332,8 @@ class ServiceApp:
     # ------------------------------------------------------------ plumbing
 
     def log(self, event, **fields):
+        if self._worker is not None:  # serve --workers: which process wrote the line
+            fields["worker"] = self._worker
         log_line(event, self.redactor, **fields)
 
     def _api_key(self, environ):
@@ -610,25 +616,30 @@ class ServiceApp:
         return 200, self.redactor.scrub_obj(output)
 
 
-def _configure_state(config, log):
+def _configure_state(config, log, check=True):
     """Point the state store at ``config.state`` (SPEC 8) for this process
     and check it now (SPEC 12: an evicting Redis or refused credentials is
-    exit 2 naming ``config.state``; no persistence is a warning line)."""
+    exit 2 naming ``config.state``; no persistence is a warning line).
+    ``check`` False: a worker of ``serve --workers``, whose parent checked
+    the same store once before forking (and logged its warnings once)."""
     from .. import state
 
     if config.state:
         state.configure(config.state)
     state.register_secrets(config.redactor)  # a Redis URL's password is a secret of every log line
+    if not check:
+        return
     # config.state, else LINE_CONNECTOR_STATE: either one is checked now, and
     # its warnings become JSON log lines (never plain text on stderr)
     state.check_at_start(state.store(), lambda event, text: log(event, message=text))
 
 
-def create_app(config, no_auth=False, metrics=None, run=None):
+def create_app(config, no_auth=False, metrics=None, run=None, **options):
     """The WSGI application for a loaded ``ServiceConfig``. Raises
     ``InputError`` (naming ``config.api_keys``) when there are no API keys
-    and ``no_auth`` is not set."""
-    return ServiceApp(config, no_auth=no_auth, metrics=metrics, run=run)
+    and ``no_auth`` is not set. ``options``: ``shared_dir`` and
+    ``check_state``, for the workers of ``serve --workers``."""
+    return ServiceApp(config, no_auth=no_auth, metrics=metrics, run=run, **options)
 
 
 def app_from_env(threads=None, **options):
@@ -679,10 +690,16 @@ def extras_problem():
     """None when waitress, redis and prometheus_client import, else what to
     install (the message names the command exactly)."""
     missing = []
+    import importlib.util
+
+    # found, not imported: prometheus_client must not be imported before
+    # serve --workers has set its multiprocess directory (see metrics.py)
     for module in ("waitress", "prometheus_client", "redis"):
         try:
-            __import__(module)
-        except ImportError:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
             missing.append(module)
     if missing:
         return "the service needs %s: %s" % (", ".join(missing), INSTALL_HINT)
@@ -910,28 +927,34 @@ def _guarded_waitress():
 
 
 def make_server(app, host="127.0.0.1", port=8080, threads=8, channel_timeout=CHANNEL_TIMEOUT,
-                connection_limit=CONNECTION_LIMIT):
+                connection_limit=CONNECTION_LIMIT, sockets=None):
     """A waitress server for ``app`` with the service's limits (not yet
     running: ``.run()``, ``.close()``, ``.effective_port``, ``.map`` the
     socket map, ``.adj``). Built as waitress's ``create_server`` does for
-    TCP listeners, with ``_guarded_waitress``'s server class."""
+    TCP listeners, with ``_guarded_waitress``'s server class. ``sockets``:
+    listening sockets bound already (``bind_sockets``; a worker of ``serve
+    --workers``), instead of ``host`` and ``port``."""
     from waitress.adjustments import Adjustments
     from waitress.server import MultiSocketServer
     from waitress.task import ThreadedTaskDispatcher
 
     server_class, _ = _guarded_waitress()
     _WaitressLog.install(app.redactor)
-    adj = Adjustments(host=host, port=port, threads=threads, ident="line-connector",
+    where = {"sockets": list(sockets)} if sockets else {"host": host, "port": port}
+    adj = Adjustments(threads=threads, ident="line-connector",
                       max_request_body_size=MAX_BODY, max_request_header_size=MAX_HEADER_BYTES,
                       channel_timeout=channel_timeout, connection_limit=connection_limit,
                       cleanup_interval=CHECK_INTERVAL, expose_tracebacks=False,
-                      clear_untrusted_proxy_headers=True)
+                      clear_untrusted_proxy_headers=True, **where)
     dispatcher = ThreadedTaskDispatcher()
     dispatcher.set_thread_count(adj.threads)
     socket_map = {}
     listeners = []
-    for sockinfo in adj.listen:
-        listener = server_class(app, socket_map, True, None, dispatcher=dispatcher, adj=adj, sockinfo=sockinfo)
+    bound = [(sock, (sock.family, sock.type, sock.proto, sock.getsockname())) for sock in adj.sockets] \
+        or [(None, sockinfo) for sockinfo in adj.listen]
+    for sock, sockinfo in bound:
+        listener = server_class(app, socket_map, True, sock, dispatcher=dispatcher, adj=adj, sockinfo=sockinfo,
+                                bind_socket=sock is None)
         listener.redactor = app.redactor
         listeners.append(listener)
     if len(listeners) == 1:
@@ -951,10 +974,40 @@ def _in_flight(socket_map, listeners):
                if ch not in listeners and (getattr(ch, "requests", None) or getattr(ch, "total_outbufs_len", 0)))
 
 
-def _run_until_signal(server, redactor, url):
-    """Serve until SIGTERM or SIGINT; then stop accepting, let the requests
-    in flight finish (up to the action deadline + ``DRAIN_MARGIN`` s), log
-    one ``stopped`` line and return.
+def bind_sockets(host, port):
+    """Listening sockets for ``host``:``port``, bound as waitress binds its
+    own (every address the name resolves to, IPv6 ones v6-only, address
+    reuse on), for the workers of ``serve --workers`` to share: bound once,
+    before the fork, so every worker accepts on the same sockets and the
+    kernel hands each new connection to one of them."""
+    import socket
+
+    from waitress.adjustments import Adjustments
+
+    adj = Adjustments(host=host, port=port)
+    sockets = []
+    try:
+        for family, socktype, proto, sockaddr in adj.listen:
+            sock = socket.socket(family, socktype, proto)
+            sockets.append(sock)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(sockaddr)
+            sock.listen(adj.backlog)
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
+
+
+def _run_until_signal(server, redactor, url, parent=None):
+    """Serve until SIGTERM or SIGINT (or, in a worker of ``serve
+    --workers``, until the ``parent`` process is gone: an orphan must not
+    serve on alone); then stop accepting, let the requests in flight
+    finish (up to the action deadline + ``DRAIN_MARGIN`` s), log one
+    ``stopped`` line and return.
 
     Why not waitress's own ``run``: on an interrupt it shuts its worker
     threads down within ~5 s and drops every request still running, so a
@@ -976,6 +1029,8 @@ def _run_until_signal(server, redactor, url):
     while not received and socket_map:
         wasyncore.loop(timeout=adj.asyncore_loop_timeout, map=socket_map, use_poll=adj.asyncore_use_poll,
                        count=1)
+        if parent is not None and os.getppid() != parent:
+            received.append("parent_gone")
     for listener in listeners:  # no new connections; the trigger stays to wake the loop
         listener.accepting = False
         wasyncore.dispatcher.close(listener)
@@ -990,20 +1045,25 @@ def _run_until_signal(server, redactor, url):
         name = signal.Signals(received[0]).name if received else None
     except ValueError:
         name = str(received[0])
+    fields = {} if parent is None else {"worker": os.getpid()}
     log_line("stopped", redactor, url=url, signal=name, in_flight=pending, unfinished=left,
-             waited_s=round(time.monotonic() - started, 2))
+             waited_s=round(time.monotonic() - started, 2), **fields)
 
 
 def serve(config, host="127.0.0.1", port=8080, threads=8, no_auth=False, channel_timeout=CHANNEL_TIMEOUT,
-          announce=None):
+          announce=None, workers=1):
     """Run the service until SIGTERM or Ctrl-C (then drain: see
     ``_run_until_signal``). Raises ``InputError`` for a setting that must
     not start (no API keys, --no-auth off loopback). ``announce(url)`` is
-    called once the port is bound (``serve --sandbox`` prints its guide)."""
+    called once the port is bound (``serve --sandbox`` prints its guide).
+    ``workers`` > 1: that many serving processes (``serve_workers``)."""
     if no_auth and not is_loopback(host):
         raise InputError("--no-auth needs a loopback address", [{
             "path": "--no-auth", "message": "serves every action without an API key, so it is allowed only on "
                                             "a loopback address (--host 127.0.0.1 or ::1), not %s" % host}])
+    if workers > 1:
+        return serve_workers(config, host=host, port=port, threads=threads, no_auth=no_auth,
+                             channel_timeout=channel_timeout, workers=workers)
     app = create_app(config, no_auth=no_auth)
     app.reserve_threads(threads)
     server = make_server(app, host=host, port=port, threads=threads, channel_timeout=channel_timeout)
@@ -1024,6 +1084,193 @@ def serve(config, host="127.0.0.1", port=8080, threads=8, no_auth=False, channel
                 closing()
             except Exception:
                 pass
+
+
+WORKERS_MAX = 64
+QUICK_EXIT_S = 5.0  # a worker that exits sooner than this after its start failed to start
+QUICK_EXITS_MAX = 5  # that many in a row: the workers cannot start, serving stops
+
+
+def serve_workers(config, host="127.0.0.1", port=8080, threads=8, no_auth=False,
+                  channel_timeout=CHANNEL_TIMEOUT, workers=2):
+    """``serve --workers N``: N serving processes forked from this one,
+    every one accepting on the same listening sockets (bound here, once),
+    each with ``threads`` threads. Returns ``EXIT_OK`` after SIGTERM or
+    Ctrl-C, once every worker drained and stopped; ``EXIT_FAILED`` when the
+    workers kept dying at start.
+
+    Why processes: one interpreter runs Python on one core at a time, so a
+    single process's throughput stops at one core's worth of JSON, schema
+    checks and HTTP parsing, whatever its thread count. What makes the
+    workers one service rather than N: the state store (SPEC 8: files or
+    Redis, shared by design), hence idempotency keys, the send journal and
+    LINE's rate limits; the metrics (prometheus_client's multiprocess
+    files, summed on every scrape); and each webhook route's concurrency
+    bound (``SharedSlots``). Per worker: the connection limit, the idle
+    and slow-request timeouts, and the thread reserve.
+
+    The parent runs the start-up checks once (config, state store), then
+    only supervises: a worker that dies is logged (``worker_exited``) and
+    replaced; on SIGTERM or SIGINT every worker is told to stop and drains
+    as ``serve`` does; a worker whose parent is gone stops by itself."""
+    import shutil
+    import signal
+    import tempfile
+
+    from .metrics import MULTIPROC_ENV
+
+    if not hasattr(os, "fork"):
+        raise InputError("--workers needs fork", [{
+            "path": "--workers", "message": "serving with several processes needs os.fork (Linux, macOS); "
+                                            "on this system run one process per port behind a load balancer"}])
+    values = sys.modules.get("prometheus_client.values")
+    if values is not None and values.ValueClass.__name__ != "MmapedValue":
+        raise RuntimeError("serve_workers must run before prometheus_client is imported: its metrics could "
+                           "not be summed across the workers")
+    shared_dir = tempfile.mkdtemp(prefix="line-connector-serve-")
+    os.environ[MULTIPROC_ENV] = os.path.join(shared_dir, "metrics")
+    os.mkdir(os.environ[MULTIPROC_ENV], 0o700)
+    os.mkdir(os.path.join(shared_dir, "slots"), 0o700)
+    sockets = []
+    try:
+        create_app(config, no_auth=no_auth).close()  # the start-up checks, once, in the parent
+        sockets = bind_sockets(host, port)
+        bound_port = sockets[0].getsockname()[1]
+        shown = "[%s]" % host if ":" in host else host
+        url = "http://%s:%s" % (shown, bound_port)
+        from ..manifest import manifest
+
+        log_line("listening", config.redactor, url=url, threads=threads, workers=workers, auth=not no_auth,
+                 actions=len(manifest().actions), assets=sorted(config.assets))
+        parent = os.getpid()
+
+        def spawn():
+            sys.stdout.flush()
+            sys.stderr.flush()
+            pid = os.fork()
+            if pid == 0:  # the worker: never returns
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    signal.signal(sig, signal.SIG_DFL)
+                code = 1
+                try:
+                    _worker(config, sockets, url, threads, no_auth, channel_timeout, shared_dir, parent)
+                    code = 0
+                except BaseException as exc:  # a worker never shows a traceback: one line, the kind
+                    try:
+                        log_line("worker_failed", config.redactor, worker=os.getpid(), error=type(exc).__name__)
+                    except BaseException:
+                        pass
+                finally:
+                    try:
+                        sys.stdout.flush()
+                        sys.stderr.flush()
+                    finally:
+                        os._exit(code)
+            return pid
+
+        return _supervise(spawn, workers, config.redactor, url)
+    finally:
+        for sock in sockets:
+            sock.close()
+        os.environ.pop(MULTIPROC_ENV, None)
+        shutil.rmtree(shared_dir, ignore_errors=True)
+
+
+def _worker(config, sockets, url, threads, no_auth, channel_timeout, shared_dir, parent):
+    """One worker of ``serve_workers``: its own app (state and metrics
+    shared through ``shared_dir``), its own waitress on the shared sockets."""
+    from waitress import wasyncore
+
+    app = create_app(config, no_auth=no_auth, shared_dir=shared_dir, check_state=False)
+    server = None
+    try:
+        app.reserve_threads(threads)
+        server = make_server(app, threads=threads, channel_timeout=channel_timeout, sockets=sockets)
+        _run_until_signal(server, config.redactor, url, parent=parent)
+    finally:
+        closing = [app.close]
+        if server is not None:
+            closing[:0] = [server.task_dispatcher.shutdown, lambda: wasyncore.close_all(server.map)]
+        for close in closing:
+            try:
+                close()
+            except Exception:
+                pass
+
+
+def _supervise(spawn, workers, redactor, url):
+    """Keep ``workers`` processes made by ``spawn()`` running until SIGTERM
+    or SIGINT; then stop them (SIGTERM: each drains) and wait, SIGKILL for
+    any still running after the drain time. Exit code (see
+    ``serve_workers``)."""
+    import signal
+
+    from ..output import EXIT_FAILED, EXIT_OK
+    from ..runner import DEFAULT_DEADLINE
+
+    received = []
+
+    def stop(signum, _frame):
+        received.append(signum)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    running = {}  # pid -> monotonic start
+    quick_exits, failed = 0, False
+    try:
+        for _ in range(workers):
+            running[spawn()] = time.monotonic()
+        while not received and not failed:
+            time.sleep(0.2)
+            while running:
+                try:
+                    pid, status = os.waitpid(-1, os.WNOHANG)
+                except ChildProcessError:
+                    pid = 0
+                if not pid:
+                    break
+                started = running.pop(pid, None)
+                if started is None:
+                    continue
+                code = os.waitstatus_to_exitcode(status)
+                log_line("worker_exited", redactor, worker=pid, exit_code=code)
+                if received:
+                    break
+                quick_exits = quick_exits + 1 if time.monotonic() - started < QUICK_EXIT_S else 0
+                if quick_exits >= QUICK_EXITS_MAX:
+                    failed = True
+                    log_line("workers_failing", redactor, exits=quick_exits, within_s=QUICK_EXIT_S)
+                    break
+                running[spawn()] = time.monotonic()
+    finally:
+        for pid in running:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        end = time.monotonic() + DEFAULT_DEADLINE + DRAIN_MARGIN + 5
+        while running and time.monotonic() < end:
+            try:
+                pid, _status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid:
+                running.pop(pid, None)
+            else:
+                time.sleep(0.1)
+        for pid in running:  # still serving after the drain time: not ours to wait for any longer
+            try:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    try:
+        name = signal.Signals(received[0]).name if received else None
+    except ValueError:
+        name = None
+    log_line("stopped", redactor, url=url, signal=name, workers=workers, killed=len(running))
+    return EXIT_FAILED if failed else EXIT_OK
 
 
 def command(args):
@@ -1055,11 +1302,17 @@ def command(args):
                 _print_json(trial.describe(url), sys.stdout)
         else:
             config, no_auth, announce = load_config(args.config), args.no_auth, None
-        serve(config, host=args.host, port=args.port, threads=args.threads, no_auth=no_auth, announce=announce)
+        workers = getattr(args, "workers", 1)
+        if trial is not None and workers > 1:
+            raise InputError("--sandbox serves with one process", [{
+                "path": "--workers", "message": "serve --sandbox is a one-process trial; --workers is for "
+                                                "a configured service (serve --config FILE --workers N)"}])
+        code = serve(config, host=args.host, port=args.port, threads=args.threads, no_auth=no_auth,
+                     announce=announce, workers=workers)
     except InputError as exc:
         _print_json(exc.to_json(), sys.stderr)
         return EXIT_INPUT
     finally:
         if trial is not None:
             trial.stop()
-    return EXIT_OK
+    return EXIT_OK if code is None else code

@@ -8,7 +8,20 @@ Why labels are closed sets: a label value is printed as is on /metrics, so
 only manifest action names and the fixed outcome words below ever become
 labels; an unknown action name, an input value or a secret never does
 (``action_label`` maps anything not in the known set to ``"other"``).
+
+Under ``serve --workers N`` (``shared=True``) every worker process counts
+into prometheus_client's multiprocess files (the directory named by
+``PROMETHEUS_MULTIPROC_DIR``, which the serving parent makes and sets
+before prometheus_client is first imported), and ``/metrics`` from any
+worker renders the sum over all of them: a scrape that lands on one worker
+still sees every request. prometheus_client picks its value storage once,
+at import, so a process that imported it before the variable was set cannot
+count across workers; ``Metrics(shared=True)`` checks that and refuses
+rather than serve per-worker numbers as if they were the service's.
 """
+import os
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 OUTCOMES = ("ok", "refused", "invalid", "error")
@@ -21,10 +34,21 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
 class Metrics:
     """The counters of one app. ``known_actions``: the label values allowed
     for ``action`` (default: the manifest's action names); ``known_routes``:
-    those allowed for ``route`` (webhook routes of the config)."""
+    those allowed for ``route`` (webhook routes of the config);
+    ``shared``: count across the worker processes (see the module's
+    docstring)."""
 
-    def __init__(self, known_actions=None, known_routes=None):
+    def __init__(self, known_actions=None, known_routes=None, shared=False):
         from prometheus_client import CollectorRegistry, Counter, Histogram
+
+        self.shared_dir = None
+        if shared:
+            from prometheus_client import values
+
+            self.shared_dir = os.environ.get(MULTIPROC_ENV)
+            if not self.shared_dir or values.ValueClass.__name__ != "MmapedValue":
+                raise RuntimeError("metrics across workers need %s set before prometheus_client is imported"
+                                   % MULTIPROC_ENV)
 
         if known_actions is None:
             from ..manifest import manifest
@@ -107,4 +131,11 @@ class Metrics:
         the text is the same)."""
         from prometheus_client import generate_latest
 
-        return generate_latest(self.registry), CONTENT_TYPE
+        if self.shared_dir is None:
+            return generate_latest(self.registry), CONTENT_TYPE
+        from prometheus_client import CollectorRegistry
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=self.shared_dir)
+        return generate_latest(registry), CONTENT_TYPE

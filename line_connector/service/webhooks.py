@@ -69,8 +69,16 @@ Metrics (``metrics.webhook_events``, labels route and outcome): events
 ``handed_over``, ``duplicate``, ``sink_failed`` (events of a delivery a sink
 or the store failed), and deliveries ``rejected`` (bad signature or body)
 or ``busy`` (refused with 503: the route was saturated).
+
+Under ``serve --workers N`` the per-route bound holds across the worker
+processes (``SharedSlots``: one lock file per slot, in a directory the
+serving parent made), so N workers never hand over N times a route's
+``concurrency`` at once; the bound over all routes together stays per
+process, as it guards that process's own threads.
 """
 import contextlib
+import hashlib
+import os
 import threading
 import time
 
@@ -119,17 +127,101 @@ def body_problem(doc, events, strict_text=True):
     return None
 
 
+class SharedSlots:
+    """At most ``size`` holders at once across every process that uses
+    ``directory``: the bound of one route's deliveries under ``serve
+    --workers N``. Same use as a ``threading.BoundedSemaphore`` taken
+    without waiting: ``acquire(blocking=False)`` -> bool, ``release()`` by
+    the thread that acquired.
+
+    Why lock files: slot i is held while a process has an exclusive
+    ``flock`` on file i, taken with ``LOCK_NB`` (never a wait: a saturated
+    route answers 503 at once). The kernel drops a dead process's locks, so
+    a worker killed mid-delivery never leaks a slot, and no shared counter
+    can drift. ``flock`` locks belong to an open file description, so each
+    process opens the files itself (after a fork the inherited ones would
+    be shared with the parent's), and a thread lock per slot keeps two
+    threads of one process from both counting one lock as theirs."""
+
+    def __init__(self, directory, name, size):
+        if not (isinstance(size, int) and size >= 1):
+            raise ValueError("size must be a positive integer")
+        tag = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:24]
+        self.paths = [os.path.join(directory, "route-%s.%d" % (tag, i)) for i in range(size)]
+        self._pid = None
+        self._fds = []
+        self._held = [threading.Lock() for _ in self.paths]
+        self._mine = threading.local()
+        for path in self.paths:  # made now: a directory that cannot hold them is a start-up error
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+
+    def _files(self):
+        pid = os.getpid()
+        if self._pid != pid:  # first use in this process (a worker after its fork)
+            self._fds = [os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+                         for path in self.paths]
+            self._held = [threading.Lock() for _ in self.paths]
+            self._pid = pid
+        return self._fds
+
+    def acquire(self, blocking=False):
+        """True with a slot taken by this thread, False when all are held."""
+        import fcntl
+
+        if blocking:
+            raise ValueError("SharedSlots never waits: acquire(blocking=False)")
+        fds = self._files()
+        for i, fd in enumerate(fds):
+            if not self._held[i].acquire(blocking=False):
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:  # held by another process (EWOULDBLOCK), or unusable: not ours
+                self._held[i].release()
+                continue
+            self._mine.__dict__.setdefault("slots", []).append(i)
+            return True
+        return False
+
+    def release(self):
+        import fcntl
+
+        i = self._mine.slots.pop()
+        try:
+            fcntl.flock(self._fds[i], fcntl.LOCK_UN)
+        finally:
+            self._held[i].release()
+
+    def close(self):
+        fds, self._fds, self._pid = self._fds, [], None
+        for fd in fds:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    def __repr__(self):
+        return "SharedSlots(size=%d)" % len(self.paths)
+
+
 class Route:
     """One webhook route: its channel secret and its sinks. The repr never
-    shows the secret."""
+    shows the secret. ``slots_dir``: where the route's slots are shared
+    with the other worker processes of ``serve --workers`` (None: this
+    process only)."""
 
     __slots__ = ("name", "secret", "sinks", "slots")
 
-    def __init__(self, name, secret, sinks, concurrency=None):
+    def __init__(self, name, secret, sinks, concurrency=None, slots_dir=None):
         self.name, self.secret, self.sinks = name, secret, list(sinks)
         #: deliveries of this route being handed over, at most ``concurrency``
         #: (None: no bound; the service's routes always have one, see ``_routes_of``)
-        self.slots = threading.BoundedSemaphore(concurrency) if concurrency else None
+        if not concurrency:
+            self.slots = None
+        elif slots_dir is not None:
+            self.slots = SharedSlots(slots_dir, name, concurrency)
+        else:
+            self.slots = threading.BoundedSemaphore(concurrency)
 
     def __repr__(self):
         return "Route(%r, sinks=%r)" % (self.name, self.sinks)
@@ -160,7 +252,7 @@ class Ingress:
 
     def __init__(self, config=None, metrics=None, store=None, log=None, routes=None,
                  allow_unshared_state=False, deadline=DEADLINE, lock_wait=LOCK_WAIT, total_limit=None,
-                 strict_text=False):
+                 strict_text=False, slots_dir=None):
         self.metrics = metrics
         self.strict_text = strict_text
         self._total = None
@@ -172,7 +264,7 @@ class Ingress:
         self.lock_wait = lock_wait
         self.routes = dict(routes or {})
         if config is not None:
-            self.routes.update(self._routes_of(config))
+            self.routes.update(self._routes_of(config, slots_dir))
 
     def set_total_limit(self, limit):
         """At most ``limit`` deliveries of all routes together (None: only
@@ -185,7 +277,7 @@ class Ingress:
         return cls(routes={r.name: r for r in routes}, **options)
 
     @staticmethod
-    def _routes_of(config):
+    def _routes_of(config, slots_dir=None):
         routes, details = {}, []
         redactor = getattr(config, "redactor", None)
         for name, spec in (config.webhooks or {}).items():
@@ -200,7 +292,7 @@ class Ingress:
             except InputError as exc:
                 details.extend(exc.details)
                 continue
-            routes[name] = Route(name, secret, sinks, spec.get("concurrency", ROUTE_CONCURRENCY))
+            routes[name] = Route(name, secret, sinks, spec.get("concurrency", ROUTE_CONCURRENCY), slots_dir)
         if details:
             for route in routes.values():
                 for sink in route.sinks:
@@ -212,6 +304,8 @@ class Ingress:
         for route in self.routes.values():
             for sink in route.sinks:
                 sink.close()
+            if isinstance(route.slots, SharedSlots):
+                route.slots.close()
 
     def __repr__(self):
         return "Ingress(routes=%r)" % sorted(self.routes)
