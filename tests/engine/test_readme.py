@@ -129,6 +129,8 @@ def test_service_section_runs_as_pasted(tmp_path):
     assert '"url": "http://127.0.0.1:8080"' in out
     assert out.count('"status_code": 200') >= 6
     assert out.count('"handed_over": 1') == 2
+    # serve --workers 2: its /metrics counted the call that one of its workers served
+    assert 'line_connector_requests_total{action="line_get_quota",outcome="ok"} 1.0' in out
     events = (tmp_path / "line-events.jsonl").read_text(encoding="utf-8").splitlines()
     assert len(events) == 1 and '"Hello from line-connector"' in events[0]
 
