@@ -413,26 +413,22 @@ class _VersionAction(argparse.Action):
         parser.exit()
 
 
-def _threads(text):
-    """argparse type for --threads: an integer 1-256."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = None
-    if value is None or not 1 <= value <= 256:
-        raise argparse.ArgumentTypeError("invalid thread count %r: must be an integer from 1 to 256" % text)
-    return value
+def _count_type(what, low, high):
+    """An argparse type: an integer from ``low`` to ``high``."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or not low <= value <= high:
+            raise argparse.ArgumentTypeError("invalid %s %r: must be an integer from %d to %d"
+                                             % (what, text, low, high))
+        return value
+    return parse
 
 
-def _workers(text):
-    """argparse type for serve --workers: an integer 1-64."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = None
-    if value is None or not 1 <= value <= 64:
-        raise argparse.ArgumentTypeError("invalid worker count %r: must be an integer from 1 to 64" % text)
-    return value
+_threads = _count_type("thread count", 1, 256)  # --threads
+_workers = _count_type("worker count", 1, 64)  # serve --workers
 
 
 def cmd_check(args):

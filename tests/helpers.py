@@ -39,23 +39,31 @@ def require_module(name, why):
         pytest.skip(text, allow_module_level=True)
 
 
-def assert_threads_add_once(store, namespace, key, threads=8):
-    """``threads`` threads call ``store.add_shared(namespace, key, ...)`` at
-    the same moment: exactly one adds it (None), every other one gets the
-    winner's value back, and the store holds the winner's value."""
+def at_once(call, threads, timeout=60):
+    """``call(n)`` for n in range(``threads``), each in its own thread, all
+    released at the same moment (a barrier); their answers, in the order
+    they finished."""
     import threading
 
     results, start = [], threading.Barrier(threads)
 
-    def add(n):
+    def run(n):
         start.wait()
-        results.append(store.add_shared(namespace, key, {"n": n}, 60))
+        results.append(call(n))
 
-    running = [threading.Thread(target=add, args=(n,)) for n in range(threads)]
+    running = [threading.Thread(target=run, args=(n,)) for n in range(threads)]
     for t in running:
         t.start()
     for t in running:
-        t.join(30)
+        t.join(timeout)
+    return results
+
+
+def assert_threads_add_once(store, namespace, key, threads=8):
+    """``threads`` threads call ``store.add_shared(namespace, key, ...)`` at
+    the same moment: exactly one adds it (None), every other one gets the
+    winner's value back, and the store holds the winner's value."""
+    results = at_once(lambda n: store.add_shared(namespace, key, {"n": n}, 60), threads, timeout=30)
     assert results.count(None) == 1, results
     winner = store.get(namespace, key)
     assert all(r == winner for r in results if r is not None)

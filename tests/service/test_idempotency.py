@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from helpers import USER
+from helpers import USER, at_once
 
 TEXT = [{"type": "text", "text": "hello, exactly once"}]
 PUSH = {"asset": "ops_line", "inputs": {"to": USER, "messages": TEXT}}
@@ -99,17 +99,8 @@ def test_in_flight_repeat_is_409(start_service, service_config, api, keys, make_
     deadline = time.monotonic() + 10
     while sandbox.stats()["requests"] < 1 and time.monotonic() < deadline:
         time.sleep(0.02)  # the first request has reached the vendor: it is running
-    repeats = []
-
-    def repeat():
-        repeats.append(api(url + "/v1/actions/line_get_quota", "POST", {"asset": "ops_line"},
-                           headers={"Idempotency-Key": "slow-1"}, key=keys.api))
-
-    threads = [threading.Thread(target=repeat) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
+    repeats = at_once(lambda _: api(url + "/v1/actions/line_get_quota", "POST", {"asset": "ops_line"},
+                                    headers={"Idempotency-Key": "slow-1"}, key=keys.api), 4, timeout=30)
     worker.join(30)
     assert [r[0] for r in repeats] == [409] * 4
     assert all(json.loads(r[2])["details"][0]["path"] == "headers.idempotency-key" for r in repeats)
@@ -124,18 +115,7 @@ def test_concurrent_first_requests_run_once(start_service, service_sandbox, serv
     """Eight identical requests at once under one key: exactly one delivery;
     every other answer is a 409 or the replay."""
     url = start_service(service_config(service_sandbox))
-    answers = []
-    gate = threading.Barrier(8)
-
-    def send():
-        gate.wait(10)
-        answers.append(_push(api, url, keys.api, "burst-1"))
-
-    threads = [threading.Thread(target=send) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    answers = at_once(lambda _: _push(api, url, keys.api, "burst-1"), 8)
     statuses = sorted(a[0] for a in answers)
     assert len(statuses) == 8 and set(statuses) <= {200, 409}
     fresh = [a for a in answers if a[0] == 200 and "idempotent-replayed" not in a[1]]

@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from helpers import USER
+from helpers import USER, at_once
 
 WORKERS = ("--workers", "2", "--threads", "2")
 PUSH = {"asset": "ops_line", "inputs": {"to": USER, "messages": [{"type": "text", "text": "once, on any worker"}]}}
@@ -105,19 +105,8 @@ def test_idempotency_key_holds_across_workers_even_racing(two_workers, service_s
     the first answer replayed, or 409 (the first still running); later
     retries replay it byte for byte whichever worker takes them."""
     url = two_workers
-    start = threading.Barrier(8)
-    answers = []
-
-    def send():
-        start.wait()
-        answers.append(api(url + "/v1/actions/line_send_push", "POST", PUSH,
-                           headers={"Idempotency-Key": "race-1"}, key=keys.api))
-
-    threads = [threading.Thread(target=send) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    answers = at_once(lambda _: api(url + "/v1/actions/line_send_push", "POST", PUSH,
+                                    headers={"Idempotency-Key": "race-1"}, key=keys.api), 8)
     assert len(answers) == 8
     first = [a for a in answers if a[0] == 200 and "idempotent-replayed" not in a[1]]
     assert len(first) == 1, [a[0] for a in answers]
