@@ -309,6 +309,9 @@ class ServiceApp:
         self._openapi = {}  # base URL -> document bytes
         self._lock = threading.Lock()
         self._worker = None if shared_dir is None else os.getpid()
+        #: a worker of serve --workers: an Idempotency-Key needs a store the
+        #: other workers see (a file store degraded to memory is refused)
+        self.needs_shared_state = shared_dir is not None
         _configure_state(config, self.log, check=check_state)
         self._ingress = None
         if config.webhooks:  # built now: a bad sink is a start-up error naming its key
@@ -1002,7 +1005,7 @@ def bind_sockets(host, port):
     return sockets
 
 
-def _run_until_signal(server, redactor, url, parent=None):
+def _run_until_signal(server, redactor, url, parent=None, received=None):
     """Serve until SIGTERM or SIGINT (or, in a worker of ``serve
     --workers``, until the ``parent`` process is gone: an orphan must not
     serve on alone); then stop accepting, let the requests in flight
@@ -1018,7 +1021,7 @@ def _run_until_signal(server, redactor, url, parent=None):
 
     from ..runner import DEFAULT_DEADLINE
 
-    received = []
+    received = [] if received is None else received  # a worker's: signals since its fork
 
     def stop(signum, _frame):
         received.append(signum)
@@ -1048,6 +1051,7 @@ def _run_until_signal(server, redactor, url, parent=None):
     fields = {} if parent is None else {"worker": os.getpid()}
     log_line("stopped", redactor, url=url, signal=name, in_flight=pending, unfinished=left,
              waited_s=round(time.monotonic() - started, 2), **fields)
+    return name
 
 
 def serve(config, host="127.0.0.1", port=8080, threads=8, no_auth=False, channel_timeout=CHANNEL_TIMEOUT,
@@ -1117,6 +1121,8 @@ def serve_workers(config, host="127.0.0.1", port=8080, threads=8, no_auth=False,
     import signal
     import tempfile
 
+    from .. import state
+    from ..output import EXIT_OK
     from .metrics import MULTIPROC_ENV
 
     if not hasattr(os, "fork"):
@@ -1127,66 +1133,122 @@ def serve_workers(config, host="127.0.0.1", port=8080, threads=8, no_auth=False,
     if values is not None and values.ValueClass.__name__ != "MmapedValue":
         raise RuntimeError("serve_workers must run before prometheus_client is imported: its metrics could "
                            "not be summed across the workers")
-    shared_dir = tempfile.mkdtemp(prefix="line-connector-serve-")
-    os.environ[MULTIPROC_ENV] = os.path.join(shared_dir, "metrics")
-    os.mkdir(os.environ[MULTIPROC_ENV], 0o700)
-    os.mkdir(os.path.join(shared_dir, "slots"), 0o700)
-    sockets = []
+    received = []  # SIGTERM / SIGINT from now on: no worker is started after one, and the start-up ends
+
+    def stop(signum, _frame):
+        received.append(signum)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    shared_dir, sockets = None, []
     try:
+        shared_dir = tempfile.mkdtemp(prefix="line-connector-serve-")
+        os.environ[MULTIPROC_ENV] = os.path.join(shared_dir, "metrics")
+        os.mkdir(os.environ[MULTIPROC_ENV], 0o700)
+        os.mkdir(os.path.join(shared_dir, "slots"), 0o700)
         create_app(config, no_auth=no_auth).close()  # the start-up checks, once, in the parent
+        _guarded_waitress()  # what every worker's make_server needs, checked before listening
+        _check_shared_state(state.store())
         sockets = bind_sockets(host, port)
         bound_port = sockets[0].getsockname()[1]
         shown = "[%s]" % host if ":" in host else host
         url = "http://%s:%s" % (shown, bound_port)
+        if received:  # stopped during the start-up: nothing was served
+            log_line("stopped", config.redactor, url=url, signal=signal.Signals(received[0]).name, workers=0,
+                     died=0, killed=0)
+            return EXIT_OK
         from ..manifest import manifest
 
         log_line("listening", config.redactor, url=url, threads=threads, workers=workers, auth=not no_auth,
                  actions=len(manifest().actions), assets=sorted(config.assets))
         parent = os.getpid()
+        blocked = {signal.SIGTERM, signal.SIGINT}
 
         def spawn():
             sys.stdout.flush()
             sys.stderr.flush()
+            # a signal between the fork and the worker's own handlers must
+            # reach the worker's list, not the parent's copied one: blocked
+            # until the worker's handler is set (then it is delivered)
+            mask = signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
             pid = os.fork()
-            if pid == 0:  # the worker: never returns
-                for sig in (signal.SIGTERM, signal.SIGINT):
-                    signal.signal(sig, signal.SIG_DFL)
-                code = 1
+            if pid:
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+                return pid
+            code = 1  # the worker: never returns
+            try:
+                early = []
+                for sig in blocked:
+                    signal.signal(sig, lambda signum, _frame: early.append(signum))
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+                _worker(config, sockets, url, threads, no_auth, channel_timeout, shared_dir, parent, early)
+                code = 0
+            except BaseException as exc:  # a worker never shows a traceback: one JSON line
                 try:
-                    _worker(config, sockets, url, threads, no_auth, channel_timeout, shared_dir, parent)
-                    code = 0
-                except BaseException as exc:  # a worker never shows a traceback: one line, the kind
-                    try:
-                        log_line("worker_failed", config.redactor, worker=os.getpid(), error=type(exc).__name__)
-                    except BaseException:
-                        pass
+                    detail = exc.to_json() if isinstance(exc, InputError) else {}
+                    log_line("worker_failed", config.redactor, worker=os.getpid(), error=type(exc).__name__,
+                             **detail)
+                except BaseException:
+                    pass
+            finally:
+                try:
+                    sys.stdout.flush()
+                    sys.stderr.flush()
                 finally:
-                    try:
-                        sys.stdout.flush()
-                        sys.stderr.flush()
-                    finally:
-                        os._exit(code)
-            return pid
+                    os._exit(code)
 
-        return _supervise(spawn, workers, config.redactor, url)
+        return _supervise(spawn, workers, config.redactor, url, received, sockets)
     finally:
         for sock in sockets:
             sock.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         os.environ.pop(MULTIPROC_ENV, None)
-        shutil.rmtree(shared_dir, ignore_errors=True)
+        if shared_dir is not None:
+            shutil.rmtree(shared_dir, ignore_errors=True)
 
 
-def _worker(config, sockets, url, threads, no_auth, channel_timeout, shared_dir, parent):
+def _check_shared_state(found):
+    """``serve --workers``: the state store must be one every worker sees.
+    A file store whose directory cannot be used falls back to one process's
+    memory; with several workers each would keep its own idempotency
+    records, and a retry reaching another worker would run again. Tried
+    now, in the parent: exit 2 naming ``config.state``."""
+    from .. import state
+
+    key = "serve-workers-probe-%d" % os.getpid()
+    try:
+        found.put("serve", key, {"probe": True}, 60)
+        found.delete("serve", key)
+    except (state.StateUnavailable, state.LockTimeout):
+        return  # Redis not answering now: logged by the start-up check, /readyz says 503 until it answers
+    except OSError:
+        pass
+    if not getattr(found, "shared", True):
+        raise InputError("--workers needs a state store every worker shares", [{
+            "path": "config.state", "message": "%s; with --workers each worker would keep its own "
+                                               "Idempotency-Key records and retry-key memory, so a retry "
+                                               "reaching another worker could send again. Fix the state "
+                                               "directory, or set state: redis://..." % (found.note or
+                                                                                        "the state store "
+                                                                                        "is not shared")}])
+
+
+def _worker(config, sockets, url, threads, no_auth, channel_timeout, shared_dir, parent, received):
     """One worker of ``serve_workers``: its own app (state and metrics
-    shared through ``shared_dir``), its own waitress on the shared sockets."""
+    shared through ``shared_dir``), its own waitress on the shared sockets.
+    ``received``: the stop signals that arrived since the fork."""
+    import shutil
+
     from waitress import wasyncore
 
+    for sub in ("metrics", "slots"):  # a cleaner may have removed them since the start
+        os.makedirs(os.path.join(shared_dir, sub), 0o700, exist_ok=True)
     app = create_app(config, no_auth=no_auth, shared_dir=shared_dir, check_state=False)
-    server = None
+    server, why = None, None
     try:
         app.reserve_threads(threads)
         server = make_server(app, threads=threads, channel_timeout=channel_timeout, sockets=sockets)
-        _run_until_signal(server, config.redactor, url, parent=parent)
+        why = _run_until_signal(server, config.redactor, url, parent=parent, received=received)
     finally:
         closing = [app.close]
         if server is not None:
@@ -1196,32 +1258,37 @@ def _worker(config, sockets, url, threads, no_auth, channel_timeout, shared_dir,
                 close()
             except Exception:
                 pass
+    if why == "parent_gone":  # no parent left to remove the shared directory
+        shutil.rmtree(shared_dir, ignore_errors=True)
 
 
-def _supervise(spawn, workers, redactor, url):
+def _supervise(spawn, workers, redactor, url, received, sockets):
     """Keep ``workers`` processes made by ``spawn()`` running until SIGTERM
-    or SIGINT; then stop them (SIGTERM: each drains) and wait, SIGKILL for
-    any still running after the drain time. Exit code (see
-    ``serve_workers``)."""
+    or SIGINT lands in ``received``; then close the listening sockets (new
+    connections are refused at once, as by one ``serve``), stop the workers
+    (SIGTERM: each drains) and wait, SIGKILL for any still running after the
+    drain time. Exit code (see ``serve_workers``)."""
     import signal
 
     from ..output import EXIT_FAILED, EXIT_OK
     from ..runner import DEFAULT_DEADLINE
 
-    received = []
-
-    def stop(signum, _frame):
-        received.append(signum)
-
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     running = {}  # pid -> monotonic start
-    quick_exits, failed = 0, False
+    quick_exits, failed, died = 0, False, 0
+
+    def reaped(pid, status):
+        code = os.waitstatus_to_exitcode(status)
+        log_line("worker_exited", redactor, worker=pid, exit_code=code)
+        return code
+
     try:
         for _ in range(workers):
+            if received:
+                break
             running[spawn()] = time.monotonic()
         while not received and not failed:
             time.sleep(0.2)
-            while running:
+            while running and not received:
                 try:
                     pid, status = os.waitpid(-1, os.WNOHANG)
                 except ChildProcessError:
@@ -1231,10 +1298,8 @@ def _supervise(spawn, workers, redactor, url):
                 started = running.pop(pid, None)
                 if started is None:
                     continue
-                code = os.waitstatus_to_exitcode(status)
-                log_line("worker_exited", redactor, worker=pid, exit_code=code)
-                if received:
-                    break
+                reaped(pid, status)
+                died += 1
                 quick_exits = quick_exits + 1 if time.monotonic() - started < QUICK_EXIT_S else 0
                 if quick_exits >= QUICK_EXITS_MAX:
                     failed = True
@@ -1242,6 +1307,8 @@ def _supervise(spawn, workers, redactor, url):
                     break
                 running[spawn()] = time.monotonic()
     finally:
+        for sock in sockets:  # first: a new connection is refused now, never left waiting on a drain
+            sock.close()
         for pid in running:
             try:
                 os.kill(pid, signal.SIGTERM)
@@ -1250,26 +1317,26 @@ def _supervise(spawn, workers, redactor, url):
         end = time.monotonic() + DEFAULT_DEADLINE + DRAIN_MARGIN + 5
         while running and time.monotonic() < end:
             try:
-                pid, _status = os.waitpid(-1, os.WNOHANG)
+                pid, status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
                 break
-            if pid:
-                running.pop(pid, None)
-            else:
+            if not pid:
                 time.sleep(0.1)
+            elif running.pop(pid, None) is not None and os.waitstatus_to_exitcode(status) != 0:
+                reaped(pid, status)  # died while draining: its calls in flight were cut
+                died += 1
+        killed = len(running)
         for pid in running:  # still serving after the drain time: not ours to wait for any longer
             try:
                 os.kill(pid, signal.SIGKILL)
                 os.waitpid(pid, 0)
             except (ProcessLookupError, ChildProcessError):
                 pass
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
     try:
         name = signal.Signals(received[0]).name if received else None
     except ValueError:
         name = None
-    log_line("stopped", redactor, url=url, signal=name, workers=workers, killed=len(running))
+    log_line("stopped", redactor, url=url, signal=name, workers=workers, died=died, killed=killed)
     return EXIT_FAILED if failed else EXIT_OK
 
 

@@ -211,6 +211,12 @@ def run_once(app, api_key, action, idem_key, request_hash, execute):
                                        RECORD_TTL, wait=LOCK_WAIT)
     except errors as exc:
         raise _unavailable(app, action, exc) from None
+    if getattr(app, "needs_shared_state", False) and not getattr(store, "shared", True):
+        # a worker of serve --workers whose file store fell back to this
+        # process's memory: the claim is invisible to the other workers, so a
+        # copy of this request there would run too. Refused, not run.
+        raise _unavailable(app, action, state.StateUnavailable(
+            store.note or "the state store is kept in this worker's memory only"))
     if existing is not None:
         if not isinstance(existing, dict) or existing.get("request") != request_hash:
             app.metrics.count_request(action, "invalid")

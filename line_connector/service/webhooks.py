@@ -130,9 +130,9 @@ def body_problem(doc, events, strict_text=True):
 class SharedSlots:
     """At most ``size`` holders at once across every process that uses
     ``directory``: the bound of one route's deliveries under ``serve
-    --workers N``. Same use as a ``threading.BoundedSemaphore`` taken
-    without waiting: ``acquire(blocking=False)`` -> bool, ``release()`` by
-    the thread that acquired.
+    --workers N``. Used as a ``threading.BoundedSemaphore`` taken without
+    waiting: ``acquire(blocking=False)`` -> bool, then ``release()`` by the
+    same thread (a release by a thread holding no slot is a RuntimeError).
 
     Why lock files: slot i is held while a process has an exclusive
     ``flock`` on file i, taken with ``LOCK_NB`` (never a wait: a saturated
@@ -140,29 +140,30 @@ class SharedSlots:
     a worker killed mid-delivery never leaks a slot, and no shared counter
     can drift. ``flock`` locks belong to an open file description, so each
     process opens the files itself (after a fork the inherited ones would
-    be shared with the parent's), and a thread lock per slot keeps two
-    threads of one process from both counting one lock as theirs."""
+    be shared with the parent's): at construction, or on first use in a
+    process forked since. A thread lock per slot keeps two threads of one
+    process from both counting one file lock as theirs."""
 
     def __init__(self, directory, name, size):
         if not (isinstance(size, int) and size >= 1):
             raise ValueError("size must be a positive integer")
         tag = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:24]
         self.paths = [os.path.join(directory, "route-%s.%d" % (tag, i)) for i in range(size)]
-        self._pid = None
-        self._fds = []
-        self._held = [threading.Lock() for _ in self.paths]
+        self._guard = threading.Lock()
         self._mine = threading.local()
-        for path in self.paths:  # made now: a directory that cannot hold them is a start-up error
-            os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+        self._pid, self._slots = None, []
+        self._opened()  # now: a directory that cannot hold them is a start-up error
 
-    def _files(self):
+    def _opened(self):
+        """[(descriptor, thread lock)] of this process, opened once per process."""
         pid = os.getpid()
-        if self._pid != pid:  # first use in this process (a worker after its fork)
-            self._fds = [os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
-                         for path in self.paths]
-            self._held = [threading.Lock() for _ in self.paths]
-            self._pid = pid
-        return self._fds
+        if self._pid != pid:
+            with self._guard:
+                if self._pid != pid:
+                    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+                    self._slots = [(os.open(path, flags, 0o600), threading.Lock()) for path in self.paths]
+                    self._pid = pid
+        return self._slots
 
     def acquire(self, blocking=False):
         """True with a slot taken by this thread, False when all are held."""
@@ -170,35 +171,43 @@ class SharedSlots:
 
         if blocking:
             raise ValueError("SharedSlots never waits: acquire(blocking=False)")
-        fds = self._files()
-        for i, fd in enumerate(fds):
-            if not self._held[i].acquire(blocking=False):
+        for fd, lock in self._opened():
+            if not lock.acquire(blocking=False):
                 continue
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:  # held by another process (EWOULDBLOCK), or unusable: not ours
-                self._held[i].release()
+                lock.release()
                 continue
-            self._mine.__dict__.setdefault("slots", []).append(i)
+            self._mine.__dict__.setdefault("held", []).append((fd, lock))
             return True
         return False
 
     def release(self):
         import fcntl
 
-        i = self._mine.slots.pop()
+        held = self._mine.__dict__.get("held")
+        if not held:
+            raise RuntimeError("SharedSlots.release() by a thread that holds no slot")
+        fd, lock = held.pop()
         try:
-            fcntl.flock(self._fds[i], fcntl.LOCK_UN)
+            fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
-            self._held[i].release()
+            lock.release()
 
     def close(self):
-        fds, self._fds, self._pid = self._fds, [], None
-        for fd in fds:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        """Close the descriptors of the slots no thread holds. A held one
+        stays open (its lock with it) until its release or this process's
+        exit: closing it would free the slot to another process while its
+        delivery is still being handed over."""
+        with self._guard:
+            slots, self._slots, self._pid = self._slots, [], None
+        for fd, lock in slots:
+            if lock.acquire(blocking=False):
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
 
     def __repr__(self):
         return "SharedSlots(size=%d)" % len(self.paths)

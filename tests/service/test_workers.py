@@ -20,6 +20,7 @@ import time
 
 import pytest
 
+from conftest import http_call
 from helpers import USER, at_once
 
 WORKERS = ("--workers", "2", "--threads", "2")
@@ -162,6 +163,77 @@ def test_a_worker_whose_parent_is_killed_stops(two_workers):
     assert [r["signal"] for r in url.log_lines() if r["event"] == "stopped"] == ["parent_gone"] * 2
 
 
+def test_a_state_store_the_workers_cannot_share_is_refused_at_start(start_service, service_sandbox,
+                                                                     service_config, tmp_path):
+    """A file store whose directory cannot be used falls back to one
+    process's memory: each worker would keep its own Idempotency-Key
+    records, and a retry reaching another worker would send again. Exit 2
+    naming config.state, before listening (here: the state directory is a
+    symlink, which the file store refuses)."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    os.symlink(str(tmp_path / "elsewhere"), str(cache / "state"))
+    cfg = tmp_path / "refused.yaml"
+    cfg.write_text(json.dumps(service_config(service_sandbox)), encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", "line_connector.cli", "serve", "--config", str(cfg), "--port", "0",
+                           "--workers", "2"], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+                          env=dict(os.environ, LINE_CONNECTOR_CACHE_DIR=str(cache)))
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    error = json.loads(done.stderr)
+    assert error["details"][0]["path"] == "config.state" and "--workers" in error["error"]
+    assert service_sandbox.stats()["requests"] == 0
+
+
+def test_sigterm_right_after_listening_stops_every_worker_at_once(start_service, service_sandbox, service_config):
+    """A stop signal that lands while the workers are being forked reaches
+    them (blocked across the fork, then delivered to the worker's own
+    handler): no worker serves on until the parent's drain time runs out."""
+    url = start_service(service_config(service_sandbox), args=("--workers", "4", "--threads", "2"))
+    started = time.monotonic()
+    url.proc.send_signal(signal.SIGTERM)
+    assert url.proc.wait(30) == 0
+    assert time.monotonic() - started < 15
+    stopped = [r for r in url.log_lines() if r["event"] == "stopped" and "workers" in r]
+    assert stopped and stopped[0]["killed"] == 0
+
+
+def test_draining_refuses_new_connections_and_finishes_the_call_in_flight(make_sandbox, start_service,
+                                                                         service_config, api, keys):
+    """After SIGTERM the port is closed at once (a new client is refused,
+    as by one serve, never left hanging until the drain ends), and the call
+    in flight finishes with its answer."""
+    import socket
+    import urllib.parse
+
+    from line_connector.sandbox import FaultPlan
+
+    sandbox = make_sandbox(FaultPlan(script=["slow"], slow_seconds=6.0))
+    url = start_service(service_config(sandbox), args=WORKERS)
+    wait_for(lambda: len(children(url.proc.pid)) == 2, what="two workers")
+    answer = []
+    slow = threading.Thread(target=lambda: answer.append(api(url + "/v1/actions/line_get_quota", "POST",
+                                                             {"asset": "ops_line"}, key=keys.api)))
+    slow.start()
+    wait_for(lambda: sandbox.stats()["requests"] >= 1, what="the slow call to reach the vendor")
+    url.proc.send_signal(signal.SIGTERM)
+    parts = urllib.parse.urlsplit(url)
+
+    def refused():
+        try:
+            socket.create_connection((parts.hostname, parts.port), timeout=5).close()
+        except ConnectionRefusedError:
+            return True
+        return False
+    wait_for(refused, timeout=4, what="new connections to be refused")  # each worker's loop wakes within 1 s
+    assert not answer  # refused while the call was still running
+    slow.join(30)
+    assert answer and answer[0][0] == 200
+    assert url.proc.wait(30) == 0
+    stopped = [r for r in url.log_lines() if r["event"] == "stopped"]
+    assert [r["in_flight"] for r in stopped if "worker" in r and r["in_flight"]] == [1]
+
+
 def _cli(*args):
     return subprocess.run([sys.executable, "-m", "line_connector.cli", "serve"] + list(args),
                           capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
@@ -230,3 +302,61 @@ def test_shared_metrics_refuse_without_the_multiprocess_directory():
             "try:\n    Metrics(known_actions=['a'], shared=True)\nexcept RuntimeError as e:\n    print('refused', e)\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.stdout.startswith("refused") and "PROMETHEUS_MULTIPROC_DIR" in done.stdout
+
+
+def test_shared_slots_release_and_close_keep_the_bound():
+    """A release by a thread holding no slot is refused (never frees
+    another thread's slot); close() while a slot is held keeps its lock, so
+    no other process can take it until the holder releases it."""
+    import tempfile
+
+    from line_connector.service.webhooks import SharedSlots
+
+    with tempfile.TemporaryDirectory() as directory:
+        slots = SharedSlots(directory, "route-c", 1)
+        assert slots.acquire() is True
+        errors = []
+
+        def release_elsewhere():
+            try:
+                slots.release()
+            except RuntimeError as exc:
+                errors.append(str(exc))
+        worker = threading.Thread(target=release_elsewhere)
+        worker.start()
+        worker.join()
+        assert errors and "holds no slot" in errors[0]
+        slots.close()
+        probe = ("import sys\nfrom line_connector.service.webhooks import SharedSlots\n"
+                 "print(SharedSlots(sys.argv[1], 'route-c', 1).acquire())")
+        taken = subprocess.run([sys.executable, "-c", probe, directory], capture_output=True, text=True, timeout=60)
+        assert taken.stdout.strip() == "False"  # still held by this process's thread
+        slots.release()
+        taken = subprocess.run([sys.executable, "-c", probe, directory], capture_output=True, text=True, timeout=60)
+        assert taken.stdout.strip() == "True"
+
+
+def test_webhook_deliveries_racing_on_fresh_workers_are_all_handed_over(start_service, service_sandbox,
+                                                                        service_config, tmp_path):
+    """Sixteen deliveries at once reach freshly started workers (the route's
+    slots are first used concurrently there): every one is 200 and handed
+    over once; none is a 500 from a slot two threads both took."""
+    from line_connector.sandbox import webhook_body
+
+    sink = tmp_path / "events.jsonl"
+    config = service_config(service_sandbox, webhooks={
+        "ops": {"asset": "ops_secret", "concurrency": 64, "forward": [{"jsonl": str(sink)}]}})
+    url = start_service(config, args=("--workers", "2", "--threads", "20"))  # 18 deliveries each at once
+    wait_for(lambda: len(children(url.proc.pid)) == 2, what="two workers")
+
+    def deliver(n):
+        text, signature = webhook_body([{
+            "type": "unfollow", "timestamp": 1700000000000, "mode": "active", "webhookEventId": "01HWORKERS%016d" % n,
+            "source": {"type": "user", "userId": USER}, "deliveryContext": {"isRedelivery": False}}])
+        return http_call(url + "/v1/webhooks/ops", "POST", text.encode("utf-8"),
+                         headers={"x-line-signature": signature})[0]
+
+    assert at_once(deliver, 16) == [200] * 16
+    assert [deliver(100 + n) for n in range(8)] == [200] * 8
+    assert len(sink.read_text(encoding="utf-8").splitlines()) == 24
+    assert not [r for r in url.log_lines() if r["event"] == "webhook_internal_error"]
