@@ -279,3 +279,25 @@ def test_failed_final_write_is_flagged_and_never_rerun(monkeypatch):
         _run(app, calls, "put-fails")
     assert again.value.status == 409 and "outcome is unknown" in again.value.body["error"]
     assert calls == [1]
+
+
+def test_a_worker_whose_store_fell_back_to_memory_refuses_instead_of_running():
+    """Under serve --workers (``needs_shared_state``), a file store that
+    degraded to this process's memory holds a claim no other worker sees: a
+    copy of the request at another worker would run too. So the call is
+    refused (503, not run); a one-process service, whose memory is the
+    whole service's, still runs it."""
+    from line_connector import state
+    from line_connector.service.app import HttpError
+
+    store = state.store()
+    store._degrade(PermissionError(13, "Permission denied"))
+    assert store.shared is False
+    worker, calls = _FakeApp(), []
+    worker.needs_shared_state = True
+    with pytest.raises(HttpError) as refused:
+        _run(worker, calls, idem="degraded-1")
+    assert refused.value.status == 503 and "was not run" in refused.value.body["error"]
+    assert calls == []
+    assert [r["event"] for r in worker.logged] == ["state_unavailable"]
+    assert _run(_FakeApp(), calls, idem="degraded-2")[0] == 200 and calls == [1]
