@@ -461,7 +461,13 @@ class ServiceApp:
         from .. import state
 
         try:
-            state.store().ping()
+            found = state.store()
+            found.ping()
+            if self.needs_shared_state and not getattr(found, "shared", True):
+                # a worker of serve --workers whose file store fell back to
+                # memory refuses keyed calls: not ready, so a balancer and an
+                # operator see it (a restart of the worker brings the files back)
+                raise state.StateUnavailable(found.note or "the state store is kept in this worker only")
         except (state.StateUnavailable, state.StateMisconfigured, state.LockTimeout, OSError) as exc:
             message = exc.message if isinstance(exc, InputError) else str(exc)
             if isinstance(exc, InputError) and exc.details:
@@ -1170,9 +1176,13 @@ def serve_workers(config, host="127.0.0.1", port=8080, threads=8, no_auth=False,
             # reach the worker's list, not the parent's copied one: blocked
             # until the worker's handler is set (then it is delivered)
             mask = signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
-            pid = os.fork()
+            pid = None
+            try:
+                pid = os.fork()
+            finally:
+                if pid != 0:  # the parent, forked or not: its signals as before
+                    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             if pid:
-                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
                 return pid
             code = 1  # the worker: never returns
             try:
@@ -1184,7 +1194,7 @@ def serve_workers(config, host="127.0.0.1", port=8080, threads=8, no_auth=False,
                 code = 0
             except BaseException as exc:  # a worker never shows a traceback: one JSON line
                 try:
-                    detail = exc.to_json() if isinstance(exc, InputError) else {}
+                    detail = {"message": exc.message, "details": exc.details} if isinstance(exc, InputError) else {}
                     log_line("worker_failed", config.redactor, worker=os.getpid(), error=type(exc).__name__,
                              **detail)
                 except BaseException:
@@ -1241,8 +1251,14 @@ def _worker(config, sockets, url, threads, no_auth, channel_timeout, shared_dir,
 
     from waitress import wasyncore
 
+    _own_private_dir(shared_dir)  # never re-created here: gone or not ours is a failed start
     for sub in ("metrics", "slots"):  # a cleaner may have removed them since the start
-        os.makedirs(os.path.join(shared_dir, sub), 0o700, exist_ok=True)
+        path = os.path.join(shared_dir, sub)
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            pass
+        _own_private_dir(path)
     app = create_app(config, no_auth=no_auth, shared_dir=shared_dir, check_state=False)
     server, why = None, None
     try:
@@ -1260,6 +1276,17 @@ def _worker(config, sockets, url, threads, no_auth, channel_timeout, shared_dir,
                 pass
     if why == "parent_gone":  # no parent left to remove the shared directory
         shutil.rmtree(shared_dir, ignore_errors=True)
+
+
+def _own_private_dir(path):
+    """Raise unless ``path`` is a directory (not a symlink) of this user
+    with no access for anyone else: a shared directory in /tmp that a
+    cleaner removed could have been made again by another user."""
+    import stat
+
+    st = os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o077:
+        raise PermissionError("%s is not a private directory of this user" % path)
 
 
 def _supervise(spawn, workers, redactor, url, received, sockets):
@@ -1281,13 +1308,31 @@ def _supervise(spawn, workers, redactor, url, received, sockets):
         log_line("worker_exited", redactor, worker=pid, exit_code=code)
         return code
 
+    def start():
+        """One more worker; a fork that fails (EAGAIN, ENOMEM) is logged and
+        counts as a quick exit: tried again on the next round."""
+        try:
+            running[spawn()] = time.monotonic()
+            return True
+        except OSError as exc:
+            log_line("worker_spawn_failed", redactor, error=type(exc).__name__, errno=exc.errno)
+            return False
+
+    started_count = 0
     try:
         for _ in range(workers):
             if received:
                 break
-            running[spawn()] = time.monotonic()
+            started_count += 1 if start() else 0
+        quick_exits = workers - len(running) if not received else 0  # forks that failed
         while not received and not failed:
             time.sleep(0.2)
+            if len(running) < workers and not received and not start():  # a fork that failed before
+                quick_exits += 1
+            if quick_exits >= QUICK_EXITS_MAX:
+                failed = True
+                log_line("workers_failing", redactor, exits=quick_exits, within_s=QUICK_EXIT_S)
+                break
             while running and not received:
                 try:
                     pid, status = os.waitpid(-1, os.WNOHANG)
@@ -1305,7 +1350,7 @@ def _supervise(spawn, workers, redactor, url, received, sockets):
                     failed = True
                     log_line("workers_failing", redactor, exits=quick_exits, within_s=QUICK_EXIT_S)
                     break
-                running[spawn()] = time.monotonic()
+                start()
     finally:
         for sock in sockets:  # first: a new connection is refused now, never left waiting on a drain
             sock.close()
@@ -1336,7 +1381,7 @@ def _supervise(spawn, workers, redactor, url, received, sockets):
         name = signal.Signals(received[0]).name if received else None
     except ValueError:
         name = None
-    log_line("stopped", redactor, url=url, signal=name, workers=workers, died=died, killed=killed)
+    log_line("stopped", redactor, url=url, signal=name, workers=started_count, died=died, killed=killed)
     return EXIT_FAILED if failed else EXIT_OK
 
 
