@@ -435,23 +435,6 @@ class FileStore(Store):
         return self._fallback
 
     # ------------------------------------------------------------ the paths
-    def _secure_dir(self, path):
-        """Create ``path`` 0700 if missing; refuse a symlink, a non-directory
-        or someone else's directory; force the mode to 0700."""
-        try:
-            os.mkdir(path, 0o700)
-        except FileExistsError:
-            pass
-        st = os.lstat(path)
-        if stat.S_ISLNK(st.st_mode):
-            raise StateError(errno.ELOOP, "%s is a symlink" % path)
-        if not stat.S_ISDIR(st.st_mode):
-            raise StateError(errno.ENOTDIR, "%s is not a directory" % path)
-        if hasattr(os, "geteuid") and st.st_uid != os.geteuid():
-            raise StateError(errno.EPERM, "%s belongs to another user" % path)
-        if stat.S_IMODE(st.st_mode) != 0o700:
-            os.chmod(path, 0o700)
-
     def _dir(self, namespace):
         _check_ns(namespace)
         path = os.path.join(self.root, namespace)
@@ -461,8 +444,8 @@ class FileStore(Store):
             st = os.lstat(cache)
             if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
                 raise StateError(errno.ELOOP, "%s is a symlink or not a directory" % cache)
-            self._secure_dir(self.root)
-            self._secure_dir(path)
+            private_dir(self.root)
+            private_dir(path)
             self._ready.add(namespace)
         return path
 
@@ -843,6 +826,28 @@ def _close_kept(fds):
 # parent's (an OS lock is per open file: parent and child would both hold it
 # at once). The pid, not a fork hook, decides: a fork that runs no Python
 # hook (a C-level fork, uWSGI without py-call-osafterfork) is caught too.
+
+
+def private_dir(path, create=True):
+    """Make sure ``path`` is a private directory of this user: create it
+    0700 if missing (unless ``create`` is false: then a missing one is an
+    error), refuse a symlink, a non-directory or someone else's directory,
+    force the mode to 0700. One check for every directory the pack keeps
+    state or shared files in (the file store, ``serve --workers``)."""
+    if create:
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            pass
+    st = os.lstat(path)
+    if stat.S_ISLNK(st.st_mode):
+        raise StateError(errno.ELOOP, "%s is a symlink" % path)
+    if not stat.S_ISDIR(st.st_mode):
+        raise StateError(errno.ENOTDIR, "%s is not a directory" % path)
+    if hasattr(os, "geteuid") and st.st_uid != os.geteuid():
+        raise StateError(errno.EPERM, "%s belongs to another user" % path)
+    if stat.S_IMODE(st.st_mode) != 0o700:
+        os.chmod(path, 0o700)
 
 
 def _make_private_dirs(path):

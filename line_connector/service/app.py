@@ -1251,14 +1251,12 @@ def _worker(config, sockets, url, threads, no_auth, channel_timeout, shared_dir,
 
     from waitress import wasyncore
 
-    _own_private_dir(shared_dir)  # never re-created here: gone or not ours is a failed start
+    from ..state import private_dir
+
+    # never re-created here: gone or not ours is a failed start
+    private_dir(shared_dir, create=False)
     for sub in ("metrics", "slots"):  # a cleaner may have removed them since the start
-        path = os.path.join(shared_dir, sub)
-        try:
-            os.mkdir(path, 0o700)
-        except FileExistsError:
-            pass
-        _own_private_dir(path)
+        private_dir(os.path.join(shared_dir, sub))
     app = create_app(config, no_auth=no_auth, shared_dir=shared_dir, check_state=False)
     server, why = None, None
     try:
@@ -1276,17 +1274,6 @@ def _worker(config, sockets, url, threads, no_auth, channel_timeout, shared_dir,
                 pass
     if why == "parent_gone":  # no parent left to remove the shared directory
         shutil.rmtree(shared_dir, ignore_errors=True)
-
-
-def _own_private_dir(path):
-    """Raise unless ``path`` is a directory (not a symlink) of this user
-    with no access for anyone else: a shared directory in /tmp that a
-    cleaner removed could have been made again by another user."""
-    import stat
-
-    st = os.lstat(path)
-    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o077:
-        raise PermissionError("%s is not a private directory of this user" % path)
 
 
 def _supervise(spawn, workers, redactor, url, received, sockets):
