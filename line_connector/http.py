@@ -579,8 +579,48 @@ class Request:
 _BODY_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
+#: a top-level list with at least this many items is first tried as a list
+#: of plain strings (``_plain_strings``); shorter ones are not worth the try
+_PLAIN_LIST_MIN = 32
+
+
+def _plain_strings(items):
+    """The compact JSON text of the list ``items`` when every item is a
+    string the encoder writes as is: no quote, no backslash, only printable
+    characters (so no control character, which it would escape). Byte for
+    byte what the encoder gives (``'["a","b"]'``), built by one join and
+    three C-level scans instead of one encoder step per item: a chunk of
+    2,000 phones or 500 user IDs is ~10x faster. None for any other list
+    (an item not a string, or one the encoder would escape): the caller
+    then uses the encoder."""
+    try:
+        joined = '","'.join(items)  # TypeError unless every item is a str
+    except TypeError:
+        return None
+    # the separators hold exactly 2 * (n - 1) quotes: any more is in an item
+    if joined.count('"') != 2 * (len(items) - 1) or "\\" in joined or not joined.isprintable():
+        return None
+    return '["' + joined + '"]'
+
+
 def json_bytes(obj):
-    """Serialize a JSON body once: compact, UTF-8, non-ASCII kept as is."""
+    """Serialize a JSON body once: compact, UTF-8, non-ASCII kept as is.
+
+    A body with a long list of plain strings at its top level (the
+    recipients of a bulk send) has that list written by ``_plain_strings``;
+    everything else by the encoder. Both give the same bytes
+    (tests/engine/test_json_bytes.py compares them on arbitrary values)."""
+    if type(obj) is dict and any(type(v) is list and len(v) >= _PLAIN_LIST_MIN for v in obj.values()):
+        encode = _BODY_ENCODER.encode
+        parts = []
+        for key, value in obj.items():
+            if type(key) is not str:  # the encoder converts other keys its own way
+                return encode(obj).encode("utf-8")
+            text = None
+            if type(value) is list and len(value) >= _PLAIN_LIST_MIN:
+                text = _plain_strings(value)
+            parts.append(encode(key) + ":" + (encode(value) if text is None else text))
+        return ("{" + ",".join(parts) + "}").encode("utf-8")
     return _BODY_ENCODER.encode(obj).encode("utf-8")
 
 
