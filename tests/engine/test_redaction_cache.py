@@ -76,3 +76,21 @@ def test_full_caches_are_emptied_not_grown():
     assert len(redaction._FORMS) <= redaction._CACHE_SIZE
     assert len(redaction._NEEDLES) <= redaction._CACHE_SIZE
     assert Redactor(["secret-number-3"]).scrub("x secret-number-3") == "x " + MASK
+
+
+def test_lists_of_digit_strings_still_lose_every_form_made_of_digits():
+    """A list of phone numbers is told clean by its characters alone unless a
+    form of a secret is itself made of digits: a secret of digits, or one
+    whose hex form is digits only ("ABCDEFGHI" is 414243444546474849)."""
+    phones = [str(85290000000 + i) for i in range(50)]
+    for secret, form in (("85290001234", "85290001234"), ("ABCDEFGHI", "414243444546474849"),
+                         ("ABCDEFGHI", "ABCDEFGHI")):
+        red = Redactor([secret])
+        for where in (0, 25, 49):
+            listed = phones[:where] + [form] + phones[where + 1:]
+            out = red.scrub_obj({"recipients": listed})["recipients"]
+            assert out[where] == MASK and form not in "".join(out), (secret, form, where)
+        assert red.scrub_obj({"recipients": phones}) == {"recipients": phones}
+    # a form split across two phones is not in either: the lists stay as they are
+    red = Redactor(["85290001234"])
+    assert red.scrub_obj(["8529000", "1234"]) == ["8529000", "1234"]
