@@ -256,6 +256,7 @@ class Redactor:
         # header values): one search for every form at once; a text that
         # holds none is returned as is, one that holds any is masked below
         # exactly as before
+        clean = None
         if len(text) <= _REGEX_MAX:
             clean = self._entry[3]
             if text in clean:
@@ -265,9 +266,15 @@ class Redactor:
                 if len(text) <= _CLEAN_MAX and len(clean) < _CLEAN_SIZE:
                     clean.add(text)
                 return text
+        original = text
         for needle in self._needles:
             if needle in text:
                 text = text.replace(needle, MASK)
+        if text is original and clean is not None and len(text) <= _CLEAN_MAX and len(clean) < _CLEAN_SIZE:
+            # found clean form by form (before the alternation is compiled):
+            # remembered too, so a result's keys and header values repeated
+            # across 50 chunks are searched once
+            clean.add(text)
         return text
 
     def scrub_cut(self, text):

@@ -13,9 +13,10 @@ OTHER = "another-secret-value-42"
 
 
 def _warm(red):
-    """Scrub enough short clean texts that the alternation is compiled."""
-    for _ in range(redaction._REGEX_AFTER + 1):
-        red.scrub("clean")
+    """Scrub enough short clean texts that the alternation is compiled
+    (distinct ones: a clean text seen before is remembered, not searched)."""
+    for i in range(redaction._REGEX_AFTER + 1):
+        red.scrub("clean-%d" % i)
     assert red._regex() is not None
 
 
@@ -94,3 +95,16 @@ def test_lists_of_digit_strings_still_lose_every_form_made_of_digits():
     # a form split across two phones is not in either: the lists stay as they are
     red = Redactor(["85290001234"])
     assert red.scrub_obj(["8529000", "1234"]) == ["8529000", "1234"]
+
+
+def test_texts_found_clean_form_by_form_are_remembered_and_only_those():
+    secret = TOKEN + "-remembered"
+    red = Redactor([secret])
+    for _ in range(3):
+        assert red.scrub("status_code") == "status_code"
+        for form in _forms_in_texts(secret):
+            out = red.scrub("x" + form + "y")
+            assert form not in out and MASK in out, form
+    remembered = red._entry[3]
+    assert "status_code" in remembered
+    assert not any(form in text for text in remembered for form in _forms_in_texts(secret))
