@@ -585,22 +585,29 @@ _PLAIN_LIST_MIN = 32
 
 
 def _plain_strings(items):
-    """The compact JSON text of the list ``items`` when every item is a
-    string the encoder writes as is: no quote, no backslash, only printable
-    characters (so no control character, which it would escape). Byte for
-    byte what the encoder gives (``'["a","b"]'``), built by one join and
-    three C-level scans instead of one encoder step per item: a chunk of
-    2,000 phones or 500 user IDs is ~10x faster. None for any other list
-    (an item not a string, or one the encoder would escape): the caller
-    then uses the encoder."""
+    """The compact JSON of the list ``items`` (UTF-8 bytes) when every item
+    is a string the encoder writes as is: no quote, no backslash, no control
+    character (the only characters it escapes with ``ensure_ascii=False``).
+    Byte for byte what the encoder gives (``b'["a","b"]'``), built by one
+    join, one encode and three C-level scans of the bytes instead of one
+    encoder step per item: a chunk of 2,000 phones or 500 user IDs is ~10x
+    faster. In UTF-8 no byte of a multi-byte character is below 0x80, so a
+    byte below 0x20 or a backslash is one in the text. None for any other
+    list (an item not a string, one the encoder would escape, a lone
+    surrogate): the caller then uses the encoder."""
     try:
-        joined = '","'.join(items)  # TypeError unless every item is a str
-    except TypeError:
+        data = '","'.join(items).encode("utf-8")  # TypeError unless every item is a str
+    except (TypeError, UnicodeEncodeError):
         return None
     # the separators hold exactly 2 * (n - 1) quotes: any more is in an item
-    if joined.count('"') != 2 * (len(items) - 1) or "\\" in joined or not joined.isprintable():
+    if (data.count(b'"') != 2 * (len(items) - 1) or b"\\" in data
+            or len(data.translate(None, _CONTROL_BYTES)) != len(data)):
         return None
-    return '["' + joined + '"]'
+    return b'["' + data + b'"]'
+
+
+#: the bytes the encoder escapes besides the quote and the backslash
+_CONTROL_BYTES = bytes(range(0x20))
 
 
 def json_bytes(obj):
@@ -619,8 +626,9 @@ def json_bytes(obj):
             text = None
             if type(value) is list and len(value) >= _PLAIN_LIST_MIN:
                 text = _plain_strings(value)
-            parts.append(encode(key) + ":" + (encode(value) if text is None else text))
-        return ("{" + ",".join(parts) + "}").encode("utf-8")
+            parts.append(encode(key).encode("utf-8") + b":" + (encode(value).encode("utf-8") if text is None
+                                                                else text))
+        return b"{" + b",".join(parts) + b"}"
     return _BODY_ENCODER.encode(obj).encode("utf-8")
 
 
