@@ -240,10 +240,13 @@ _WIRE_CASES = [
     ("POST", "/v2/bot/message/push", None, {"Content-Type": "application/json", "X-Line-Retry-Key": "k"},
      b'{"to":"U1","messages":[]}'),
     ("GET", "/v2/bot/info", {"start": "x y", "limit": 5, "skip": None}, {"Accept": "application/json"}, None),
+    ("GET", "/v2/bot/info", {"start": "other"}, {}, None),  # the same URL, other params: another query
     ("GET", "/v2/bot/followers/ids?a=1", [("b", "2"), ("b", "3")], {"user-agent": "other/1", "X-Empty": None}, None),
     ("DELETE", "/v2/bot/richmenu/r%C3%A9", None, {}, None),
     ("POST", "/v1/message/mt", {}, {"accept-encoding": "identity", "Content-Type": "text/plain"}, b""),
     ("PUT", "/v2/bot/audienceGroup/upload", None, {"Content-Type": "application/json"}, "é".encode() * 3),
+    ("GET", "/v2/bot/insight", {"ids": ["a", "b"], "x": "1"}, {}, None),  # unhashable params: not remembered
+    ("GET", "userinfo:/v2/bot/info", None, {}, None),  # a user and password in the URL: Basic auth
 ]
 
 
@@ -275,23 +278,28 @@ def test_the_pack_sends_what_session_request_sends(with_cookie):
     try:
         for method, path, params, headers, body in _WIRE_CASES:
             seen = []
-            for way in ("requests", "pack"):
+            url = base + path
+            if path.startswith("userinfo:"):
+                url = base.replace("http://", "http://us%40er:p%3Ass@") + path[len("userinfo:"):]
+            for way in ("requests", "pack", "pack"):  # twice: the pack remembers prepared URLs
                 client = HttpClient()
                 if with_cookie:  # a cookie the server set earlier goes back with the next request
                     client.session.get(base + "/set-cookie", timeout=5)
                 _Recorder.seen.clear()
                 if way == "requests":
-                    client.session.request(method, base + path, params=params, data=body, headers=dict(headers),
+                    client.session.request(method, url, params=params, data=body, headers=dict(headers),
                                            timeout=(5, 5), verify=client.verify, proxies=client.proxies,
                                            allow_redirects=False, stream=True).close()
                 else:
-                    result = client.send(Request(method, base + path, params=params, headers=dict(headers), body=body))
+                    result = client.send(Request(method, url, params=params, headers=dict(headers), body=body))
                     assert result["status_code"] == 200, result
                 (one,) = _Recorder.seen
                 seen.append(one)
                 client.close()
-            assert seen[0] == seen[1], (method, path)
-            assert with_cookie == any(k == "Cookie" and "lb=node-7" in v for k, v in seen[1][1])
+            assert seen[0] == seen[1] == seen[2], (method, path)
+            assert path.startswith("userinfo:") == any(k == "Authorization" for k, _ in seen[1][1])
+            if not path.startswith("userinfo:"):  # (requests matches cookies on the whole netloc, user included)
+                assert with_cookie == any(k == "Cookie" and "lb=node-7" in v for k, v in seen[1][1])
     finally:
         server.shutdown()
         server.server_close()
