@@ -368,7 +368,9 @@ def main():
                                               text=True)
                 fan_url = fan_server.stdout.readline().strip()
                 try:
-                    for _ in range(1 if args.quick else 5):
+                    # a Super Message round takes ~1.5 s, a multicast one ~6 s: the
+                    # short runs are taken more often (their medians move more)
+                    for _ in range(1 if args.quick else 5 if kind == "multicast" else 11):
                         for mode in modes:
                             how, order = (mode.split("-") + ["shuffled"])[:2]
                             res = child(FANOUT, how, kind, fan_url, secret, str(n), order)
