@@ -888,17 +888,37 @@ _PREPARED_URLS = {}
 _PREPARED_URLS_MAX = 256
 
 
+#: parameter keys and values whose text requests writes one way per value and
+#: type (1, 1.0 and True are equal keys of a dict, but "1", "1.0", "True")
+_PLAIN_PARAM_TYPES = frozenset((str, bytes, int, float, type(None)))
+
+
+def _url_key(url, params):
+    """The remembering key of (url, params): every key and value with its
+    type; None (not remembered) for params of any other shape (a string, a
+    value that is a list or a tuple, a pair that is not one)."""
+    try:
+        items = params.items() if isinstance(params, dict) else params
+        key = [type(url), url, type(params)]
+        for name, value in items:
+            if type(name) not in _PLAIN_PARAM_TYPES or type(value) not in _PLAIN_PARAM_TYPES:
+                return None
+            # floats by their text: 0.0 == -0.0, but requests writes "0.0" and "-0.0"
+            key.append((type(name), repr(name) if type(name) is float else name,
+                        type(value), repr(value) if type(value) is float else value))
+    except (TypeError, ValueError):
+        return None
+    return tuple(key)
+
+
 def _prepare_url(prepared, url, params):
-    """``prepared.prepare_url(url, params)``, remembered for hashable params
-    (a pure function of them: a URL it refuses raises every time, as it is
+    """``prepared.prepare_url(url, params)``, remembered per ``_url_key`` (a
+    pure function of them: a URL it refuses raises every time, as it is
     never remembered). Returns whether the URL carries a user or password."""
     from requests.utils import get_auth_from_url
 
-    try:
-        key = (url, type(params), tuple(params.items()) if isinstance(params, dict) else tuple(params))
-        found = _PREPARED_URLS.get(key)
-    except TypeError:  # an unhashable parameter value: not remembered
-        key = found = None
+    key = _url_key(url, params)
+    found = None if key is None else _PREPARED_URLS.get(key)
     if found is None:
         prepared.prepare_url(url, params)
         found = (prepared.url, any(get_auth_from_url(prepared.url)))
