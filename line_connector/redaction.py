@@ -236,12 +236,13 @@ class Redactor:
     def __repr__(self):
         return "Redactor(%d forms)" % len(self._needles)
 
-    def _regex(self):
-        """The compiled alternation of every form, or None while this set of
-        secrets has scrubbed fewer than ``_REGEX_AFTER`` short texts (a count
-        shared by the threads without a lock: a lost increment only delays
-        the compile)."""
-        entry = self._entry
+    def _regex(self, entry=None):
+        """The compiled alternation of every form of ``entry`` (default: this
+        redactor's), or None while this set of secrets has scrubbed fewer
+        than ``_REGEX_AFTER`` short texts (a count shared by the threads
+        without a lock: a lost increment only delays the compile)."""
+        if entry is None:
+            entry = self._entry
         if entry[1] is None:
             entry[2] += 1
             if entry[2] <= _REGEX_AFTER:
@@ -250,7 +251,13 @@ class Redactor:
         return entry[1]
 
     def scrub(self, text):
-        if not isinstance(text, str) or not self._needles:
+        # one snapshot of the entry for the whole call: its forms, its
+        # alternation and its clean texts always belong together, even while
+        # another thread's ``add`` moves this redactor to a new entry (a text
+        # judged by old forms must never land among the new entry's clean texts)
+        entry = self._entry
+        needles = entry[0]
+        if not isinstance(text, str) or not needles:
             return text
         # fast path for the many short strings of a result (status, reason,
         # header values): one search for every form at once; a text that
@@ -258,16 +265,16 @@ class Redactor:
         # exactly as before
         clean = None
         if len(text) <= _REGEX_MAX:
-            clean = self._entry[3]
+            clean = entry[3]
             if text in clean:
                 return text
-            regex = self._regex()
+            regex = self._regex(entry)
             if regex is not None and regex.search(text) is None:
                 if len(text) <= _CLEAN_MAX and len(clean) < _CLEAN_SIZE:
                     clean.add(text)
                 return text
         original = text
-        for needle in self._needles:
+        for needle in needles:
             if needle in text:
                 text = text.replace(needle, MASK)
         if text is original and clean is not None and len(text) <= _CLEAN_MAX and len(clean) < _CLEAN_SIZE:
@@ -326,9 +333,10 @@ class Redactor:
                     except TypeError:
                         joined = None
                     if joined is not None:
-                        needles = self._needles
+                        entry = self._entry  # one snapshot: its forms and its digit forms together
+                        needles = entry[0]
                         if joined.isascii() and not joined.encode("ascii").translate(None, _DIGIT_BYTES):
-                            needles = self._entry[4]  # only digits and newlines: only such forms can be there
+                            needles = entry[4]  # only digits and newlines: only such forms can be there
                         if not any(needle in joined for needle in needles):
                             parent[key] = list(value)
                             continue

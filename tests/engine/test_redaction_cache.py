@@ -108,3 +108,21 @@ def test_texts_found_clean_form_by_form_are_remembered_and_only_those():
     remembered = red._entry[3]
     assert "status_code" in remembered
     assert not any(form in text for text in remembered for form in _forms_in_texts(secret))
+
+
+def test_a_scrub_between_the_steps_of_add_never_remembers_a_secret_as_clean():
+    """``add`` moves a redactor to a new set of forms; a scrub on another
+    thread in the middle of it (simulated: the entry is moved, the rest of
+    ``add`` not yet done) must judge a text by the forms of the entry whose
+    clean texts it would join, else the new secret is remembered clean for
+    every redactor of that set (review finding of issue 22's fifth pass)."""
+    from line_connector.redaction import _needles_of
+
+    red = Redactor([OTHER + "-race"])
+    text = "Authorization: Bearer " + TOKEN + "-race"
+    red._values = red._values | {TOKEN + "-race"}
+    red._entry = _needles_of(red._values)  # add(): the entry is moved first...
+    assert TOKEN not in red.scrub(text)  # ...a scrub now...
+    red._needles = red._entry[0]  # ...the rest of add()
+    assert TOKEN not in red.scrub(text)
+    assert TOKEN not in Redactor([OTHER + "-race", TOKEN + "-race"]).scrub_obj({"h": text})["h"]
