@@ -426,6 +426,23 @@ def _vetted_conn(conn, policy):
     raise last
 
 
+def _session_class():
+    """``requests.Session`` that never reads a redirect. The pack follows
+    none (``allow_redirects=False``), but ``Session.send`` still works out
+    the next request of a 3xx for ``Response.next``: it reads the whole
+    body first, past the pack's size bound, and a malformed ``Location``
+    raised ValueError out of the send, after the request was delivered (a
+    fan-out then lost the results of the chunks before it, and a resend
+    would deliver them again). A 3xx is a result like any other answer."""
+    import requests
+
+    class NoRedirectSession(requests.Session):
+        def get_redirect_target(self, resp):
+            return None
+
+    return NoRedirectSession
+
+
 def _adapter_class():
     from requests.adapters import HTTPAdapter
 
@@ -895,8 +912,11 @@ _PLAIN_PARAM_TYPES = frozenset((str, bytes, int, float, type(None)))
 
 def _url_key(url, params):
     """The remembering key of (url, params): every key and value with its
-    type; None (not remembered) for params of any other shape (a string, a
-    value that is a list or a tuple, a pair that is not one)."""
+    type; None (not remembered) for anything else: a URL not str or bytes,
+    params not a dict, list or tuple (a string, a generator), a value that
+    is a list or a tuple, a pair that is not one."""
+    if type(url) not in (str, bytes) or not isinstance(params, (dict, list, tuple)):
+        return None  # an iterator would be used up here, and its query lost
     try:
         items = params.items() if isinstance(params, dict) else params
         key = [type(url), url, type(params)]
@@ -953,7 +973,7 @@ class HttpClient:
         self.verify = verify
         self.timeout = timeout
         self.sleep = sleep
-        self.session = requests.Session()
+        self.session = _session_class()()
         self.session.trust_env = False  # proxies come from the asset only, never the environment
         adapter = _adapter_class()(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
         self.session.mount("https://", adapter)
@@ -1059,7 +1079,10 @@ class HttpClient:
                     resp = self.session.send(
                         self._prepare(request, headers), timeout=timeout, verify=self.verify,
                         proxies=self.proxies, allow_redirects=False, stream=True, cert=None)
-                except requests.exceptions.RequestException as exc:
+                except (requests.exceptions.RequestException, ValueError) as exc:
+                    # ValueError: not raised by a send of this session (its redirects
+                    # are never read), kept as a result rather than a traceback if a
+                    # requests version raises one (a malformed Location did)
                     kind = _classify(exc, watch)
                     if watch.fired or (isinstance(exc, requests.exceptions.Timeout)
                                        and time_left() <= _DEADLINE_SLACK):

@@ -321,6 +321,45 @@ def test_a_body_just_under_the_bound_is_read_whole():
     assert result["ok"] and len(result["json_body"]["displayName"]) == MAX_BODY - 100
 
 
+def endless_redirect(conn, server):
+    conn.sendall(b"HTTP/1.1 302 Found\r\nLocation: /elsewhere\r\nTransfer-Encoding: chunked\r\n\r\n")
+    chunk = b"%x\r\n%s\r\n" % (65536, b"x" * 65536)
+    conn.settimeout(10)
+    while server.alive():
+        conn.sendall(chunk)
+
+
+def test_a_redirect_body_is_bounded_like_any_other():
+    """requests reads a 3xx's whole body to work out ``Response.next`` even
+    when redirects are not followed (an endless one until the deadline, in
+    memory); the pack's session never reads a redirect, so its body meets
+    the 10 MiB bound as any answer's does."""
+    with RawServer(endless_redirect) as server, deadline_scope(20):
+        started = time.monotonic()
+        result = HttpClient().send(Request("POST", server.url + "/v2/bot/message/push", body=b"{}"))
+    assert time.monotonic() - started < 15
+    assert result["status_code"] == 302 and result["raw_body_truncated"] is True
+    assert len(result["raw_body"]) == MAX_RAW_BODY and "larger than 10 MiB" in result["error"]
+
+
+def test_a_malformed_location_is_a_result_and_the_chunks_before_it_are_kept():
+    """A 302 whose Location cannot be parsed raised out of the send (after
+    the request was delivered): a fan-out lost the results of the chunks
+    already delivered, and a resend would have delivered them again."""
+    def behaviour(conn, server):
+        if len(server.requests) == 1:
+            answer(b"{}")(conn, server)
+        else:
+            answer(b"", b"302 Found", b"Location: http://[::1/x\r\n")(conn, server)
+    ids = ["U%032x" % i for i in range(600)]
+    with RawServer(behaviour) as server:
+        with pytest.raises(ActionError) as exc:
+            run_action("line_send_multicast", line_asset(server), {"to": ids, "messages": TEXT})
+    first, second = exc.value.output
+    assert first["ok"] and first["status_code"] == 200 and first["recipients"] == ids[:500]
+    assert not second["ok"] and second["status_code"] == 302 and second["recipients"] == ids[500:]
+
+
 # ------------------------------------------------------------------ any answer
 DEEP = b"[" * 200000 + b"]" * 200000
 
