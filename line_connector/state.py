@@ -828,12 +828,14 @@ def _close_kept(fds):
 # hook (a C-level fork, uWSGI without py-call-osafterfork) is caught too.
 
 
-def private_dir(path, create=True):
+def private_dir(path, create=True, repair=True):
     """Make sure ``path`` is a private directory of this user: create it
     0700 if missing (unless ``create`` is false: then a missing one is an
     error), refuse a symlink, a non-directory or someone else's directory,
-    force the mode to 0700. One check for every directory the pack keeps
-    state or shared files in (the file store, ``serve --workers``)."""
+    force the mode to 0700 (``repair=False``: refuse a directory others
+    could use, whose files may have been planted meanwhile). One check for
+    every directory the pack keeps state or shared files in (the file
+    store, ``serve --workers``)."""
     if create:
         try:
             os.mkdir(path, 0o700)
@@ -847,6 +849,8 @@ def private_dir(path, create=True):
     if hasattr(os, "geteuid") and st.st_uid != os.geteuid():
         raise StateError(errno.EPERM, "%s belongs to another user" % path)
     if stat.S_IMODE(st.st_mode) != 0o700:
+        if not repair and st.st_mode & 0o077:
+            raise StateError(errno.EPERM, "%s is open to other users (mode %o)" % (path, stat.S_IMODE(st.st_mode)))
         os.chmod(path, 0o700)
 
 

@@ -1253,10 +1253,11 @@ def _worker(config, sockets, url, threads, no_auth, channel_timeout, shared_dir,
 
     from ..state import private_dir
 
-    # never re-created here: gone or not ours is a failed start
-    private_dir(shared_dir, create=False)
+    # never re-created, never repaired here: gone, not ours or opened to
+    # others since the start (files may have been planted) is a failed start
+    private_dir(shared_dir, create=False, repair=False)
     for sub in ("metrics", "slots"):  # a cleaner may have removed them since the start
-        private_dir(os.path.join(shared_dir, sub))
+        private_dir(os.path.join(shared_dir, sub), repair=False)
     app = create_app(config, no_auth=no_auth, shared_dir=shared_dir, check_state=False)
     server, why = None, None
     try:

@@ -77,3 +77,29 @@ def test_a_failed_write_leaves_no_file(monkeypatch):
         store.put(NS, "k", 1, 60)                          # degrades to memory, as any failed put
     assert [n for n in os.listdir(directory) if n != ".swept"] == [os.path.basename(_entry_path(NS)[1])]
     assert store.note and store.get(NS, "k") == 1
+
+
+def test_private_dir_makes_repairs_or_refuses(tmp_path):
+    """One check for every private directory (the file store's, and the
+    shared directory of ``serve --workers``, which a worker must find as the
+    parent left it: ``create=False, repair=False``)."""
+    import errno
+
+    import pytest
+
+    made = str(tmp_path / "made")
+    state.private_dir(made)
+    assert stat.S_IMODE(os.lstat(made).st_mode) == 0o700
+    os.chmod(made, 0o755)
+    state.private_dir(made)  # the file store repairs its own directory's mode
+    assert stat.S_IMODE(os.lstat(made).st_mode) == 0o700
+    os.chmod(made, 0o775)
+    with pytest.raises(state.StateError) as exc:  # opened to others since: files may have been planted
+        state.private_dir(made, create=False, repair=False)
+    assert exc.value.errno == errno.EPERM and stat.S_IMODE(os.lstat(made).st_mode) == 0o775
+    with pytest.raises(FileNotFoundError):
+        state.private_dir(str(tmp_path / "gone"), create=False)
+    os.symlink(made, str(tmp_path / "link"))
+    with pytest.raises(state.StateError) as exc:
+        state.private_dir(str(tmp_path / "link"))
+    assert exc.value.errno == errno.ELOOP
