@@ -118,12 +118,18 @@ def silent(conn, server):
         time.sleep(0.1)
 
 
-def endless_chunked(conn, server):
-    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
-    chunk = b"%x\r\n%s\r\n" % (65536, b"[" * 65536)
-    conn.settimeout(10)
-    while server.alive():
-        conn.sendall(chunk)
+def endless(status=b"200 OK", headers=b"Content-Type: application/json\r\n", filler=b"["):
+    """An answer whose chunked body never ends."""
+    def behaviour(conn, server):
+        conn.sendall(b"HTTP/1.1 " + status + b"\r\n" + headers + b"Transfer-Encoding: chunked\r\n\r\n")
+        chunk = b"%x\r\n%s\r\n" % (65536, filler * 65536)
+        conn.settimeout(10)
+        while server.alive():
+            conn.sendall(chunk)
+    return behaviour
+
+
+endless_chunked = endless()
 
 
 def answer(body, status=b"200 OK", headers=b"Content-Type: application/json\r\n"):
@@ -321,20 +327,12 @@ def test_a_body_just_under_the_bound_is_read_whole():
     assert result["ok"] and len(result["json_body"]["displayName"]) == MAX_BODY - 100
 
 
-def endless_redirect(conn, server):
-    conn.sendall(b"HTTP/1.1 302 Found\r\nLocation: /elsewhere\r\nTransfer-Encoding: chunked\r\n\r\n")
-    chunk = b"%x\r\n%s\r\n" % (65536, b"x" * 65536)
-    conn.settimeout(10)
-    while server.alive():
-        conn.sendall(chunk)
-
-
 def test_a_redirect_body_is_bounded_like_any_other():
     """requests reads a 3xx's whole body to work out ``Response.next`` even
     when redirects are not followed (an endless one until the deadline, in
     memory); the pack's session never reads a redirect, so its body meets
     the 10 MiB bound as any answer's does."""
-    with RawServer(endless_redirect) as server, deadline_scope(20):
+    with RawServer(endless(b"302 Found", b"Location: /elsewhere\r\n", b"x")) as server, deadline_scope(20):
         started = time.monotonic()
         result = HttpClient().send(Request("POST", server.url + "/v2/bot/message/push", body=b"{}"))
     assert time.monotonic() - started < 15
