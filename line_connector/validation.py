@@ -718,6 +718,10 @@ def _url_problem(value, proxy):
         return "is not a valid URL (check the host name and the port)"
     if not parsed.host:
         return "has no host name"
+    try:  # what urllib3 does before connecting (a LocationParseError, after the request was counted as sent)
+        parsed.host.encode("idna")
+    except UnicodeError:
+        return "has an invalid host name (each dot-separated part must be 1-63 characters)"
     if parsed.port is not None and not 1 <= parsed.port <= 65535:
         return "has an invalid port (must be 1-65535)"
     if parsed.auth is not None and not proxy:

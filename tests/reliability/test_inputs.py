@@ -313,6 +313,8 @@ def test_integers_past_64_bits_are_refused_anywhere(bad):
     ("http_proxy", "http://proxy.example:port", "valid URL"),
     ("http_proxy", "http://[::1:3128", "valid URL"),
     ("token_url", "https://u:p@api.line.me/oauth2/v3/token", "credentials"),
+    ("url", "https://" + "a" * 64 + ".example.com", "host name"),  # urllib3 refuses it at connect time
+    ("token_url", "https://api..line.me/oauth2/v3/token", "host name"),
 ])
 def test_unusable_urls_are_invalid_assets(field, value, why):
     """Was: exit 1 'outcome unknown' for a request that was never sent."""
